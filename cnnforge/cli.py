@@ -1,0 +1,89 @@
+"""The `cnnforge` command. Each subcommand imports what it needs when it runs, so `check` stays light."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def _spec_files(paths: list[str]) -> list[Path]:
+    """The given files, with each directory replaced by the spec files under it."""
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def check(args: argparse.Namespace) -> int:
+    from .compiler import check_file
+    from .layers import show
+
+    failed = False
+    for path in _spec_files(args.files):
+        compiled = check_file(path)
+        for diagnostic in compiled.diagnostics:
+            print(diagnostic)
+        failed |= not compiled.ok
+        if compiled.ok and not args.quiet:
+            print(f"{compiled.file}: ok: {show(compiled.spec.input)} -> {show(compiled.output)}, "
+                  f"{compiled.total_params:,} params, {compiled.total_macs():,} MACs")
+    return 1 if failed else 0
+
+
+def summary(args: argparse.Namespace) -> int:
+    from .compiler import check_file
+    from .summary import as_json, as_table
+
+    compiled = check_file(args.file)
+    for diagnostic in compiled.diagnostics:
+        print(diagnostic, file=sys.stderr)
+    if not compiled.ok:
+        return 1
+    print(json.dumps(as_json(compiled, args.macs), indent=2) if args.json else as_table(compiled, args.macs))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="cnnforge", description="Convolutional networks described as data.")
+    main.add_argument("--version", action="version", version=f"cnnforge {__version__}")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub = commands.add_parser("check", help="check spec files statically (no torch); exit 1 on any error",
+                              description="Check spec files: shapes, parameters and MACs, without torch. "
+                              "Prints file:line:col: error|warning: ... lines; exits 0 when no file has an error, "
+                              "1 when any has, 2 on usage errors.")
+    sub.add_argument("files", nargs="+", metavar="FILE", help="spec files, or folders to search for *.yaml/*.yml")
+    sub.add_argument("-q", "--quiet", action="store_true", help="print only problems, not a line per good file")
+    sub.set_defaults(run=check)
+
+    sub = commands.add_parser("summary", help="per-layer table of shapes, parameters and MACs",
+                              description="Per-layer output shape, parameters and MACs, computed statically.")
+    sub.add_argument("file", metavar="FILE", help="a spec file")
+    sub.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    sub.add_argument("--macs", choices=["cnnforge", "torchinfo"], default="cnnforge",
+                     help="MAC convention: cnnforge (bias excluded, default) or torchinfo (bias included)")
+    sub.set_defaults(run=summary)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # `cnnforge summary ... | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

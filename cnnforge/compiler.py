@@ -1,0 +1,109 @@
+"""The static compiler: walks a spec's layers from its input shape, computing each layer's output
+shape, parameters and MACs, and reporting every problem with its place in the file. Never imports torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .diagnostics import Diagnostic, SpecError, has_errors
+from .layers import Checks, Layer, Shape
+from .spec.model import SpecBase
+from .spec.read import Loaded, read
+from .spec.source import Source
+
+MacConvention = Literal["cnnforge", "torchinfo"]
+
+
+@dataclass(frozen=True)
+class CompiledLayer:
+    """One layer with its shapes and counts; shapes are None past a layer whose output is unknown."""
+
+    index: int
+    name: str
+    layer: Layer
+    input: Shape | None
+    output: Shape | None
+    params: int = 0
+    macs: int = 0
+    torchinfo_macs: int = 0
+
+    @property
+    def type(self) -> str:
+        return self.layer.kind
+
+
+@dataclass
+class Compiled:
+    """A compiled spec: per-layer shapes and counts, and everything found wrong or suspicious."""
+
+    file: str
+    spec: SpecBase | None
+    layers: list[CompiledLayer] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not has_errors(self.diagnostics)
+
+    @property
+    def output(self) -> Shape | None:
+        return self.layers[-1].output if self.layers else None
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    def total_macs(self, convention: MacConvention = "cnnforge") -> int:
+        return sum(layer.torchinfo_macs if convention == "torchinfo" else layer.macs for layer in self.layers)
+
+    def raise_for_errors(self) -> Compiled:
+        if not self.ok:
+            raise SpecError(self.diagnostics)
+        return self
+
+
+def compile_spec(spec: SpecBase, file: str = "<spec>", source: Source | None = None) -> Compiled:
+    """Compile a validated spec; `source` supplies line and column numbers for diagnostics."""
+    compiled = Compiled(file, spec)
+    source = source or Source(None)
+    names = [layer.name or f"{layer.kind}{i}" for i, layer in enumerate(spec.layers)]
+    first_use: dict[str, int] = {}
+    x: Shape | None = tuple(spec.input)  # [C, H, W] of one sample
+    for index, (layer, name) in enumerate(zip(spec.layers, names)):
+
+        def report(severity: str, message: str, key: str | None = None) -> None:
+            path = ("layers", index) if key is None else ("layers", index, key)
+            line, column = source.where(path) or (None, None)
+            compiled.diagnostics.append(
+                Diagnostic(file, message, severity, line, column, index, name, layer.kind)  # type: ignore[arg-type]
+            )
+
+        if name in first_use:
+            report("error", f"name '{name}' is already used by layer {first_use[name]}", "name")
+        first_use.setdefault(name, index)
+        if x is None:  # an earlier error left the shape unknown
+            compiled.layers.append(CompiledLayer(index, name, layer, None, None))
+            continue
+        checks = Checks()
+        y = layer.output_shape(x, checks)
+        for severity, message, key in checks.found:
+            report(severity, message, key)
+        counts = (layer.params(x), layer.macs(x, y), layer.torchinfo_macs(x, y)) if y is not None else (0, 0, 0)
+        compiled.layers.append(CompiledLayer(index, name, layer, x, y, *counts))
+        x = y
+    return compiled
+
+
+def check_file(path: str | Path) -> Compiled:
+    """Read, validate and compile a spec file; problems are in `.diagnostics`, never raised."""
+    loaded: Loaded = read(path)
+    if loaded.spec is None:
+        return Compiled(loaded.file, None, diagnostics=loaded.diagnostics)
+    return compile_spec(loaded.spec, loaded.file, loaded.source)
+
+
+def compile_file(path: str | Path) -> Compiled:
+    """Like check_file, but raise SpecError when the spec has errors."""
+    return check_file(path).raise_for_errors()

@@ -1,0 +1,7 @@
+"""Layer kinds, one module per family; importing this package registers them all."""
+
+from . import activation, conv, dropout, linear, norm, pool  # noqa: F401  (registers the built-in kinds)
+from .base import Checks, Layer, Shape, show
+from .registry import LAYERS, register, suggest
+
+__all__ = ["LAYERS", "Checks", "Layer", "Shape", "register", "show", "suggest"]

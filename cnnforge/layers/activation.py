@@ -1,0 +1,97 @@
+"""Element-wise activations and softmax: the shape passes through unchanged."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from .base import Layer, Shape
+from .fields import Number
+from .registry import register
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class _Activation(Layer):
+    """An activation built from the torch.nn class named by `torch_class`."""
+
+    torch_class: ClassVar[str]
+
+    def module(self, x: Shape) -> nn.Module:
+        from torch import nn
+
+        return getattr(nn, self.torch_class)()
+
+
+@register
+class ReLU(_Activation):
+    """max(0, x) (torch.nn.ReLU). Example: `{type: relu}`."""
+
+    type: Literal["relu"]
+    torch_class = "ReLU"
+
+
+@register
+class Tanh(_Activation):
+    """Hyperbolic tangent (torch.nn.Tanh). Example: `{type: tanh}`."""
+
+    type: Literal["tanh"]
+    torch_class = "Tanh"
+
+
+@register
+class Sigmoid(_Activation):
+    """Logistic sigmoid (torch.nn.Sigmoid). Example: `{type: sigmoid}`."""
+
+    type: Literal["sigmoid"]
+    torch_class = "Sigmoid"
+
+
+@register
+class GELU(_Activation):
+    """Gaussian error linear unit (torch.nn.GELU). Example: `{type: gelu}`."""
+
+    type: Literal["gelu"]
+    torch_class = "GELU"
+
+
+@register
+class SiLU(_Activation):
+    """x * sigmoid(x), also called swish (torch.nn.SiLU). Example: `{type: silu}`."""
+
+    type: Literal["silu"]
+    torch_class = "SiLU"
+
+
+@register
+class ELU(_Activation):
+    """Exponential linear unit (torch.nn.ELU). Example: `{type: elu}`."""
+
+    type: Literal["elu"]
+    torch_class = "ELU"
+
+
+@register
+class LeakyReLU(Layer):
+    """max(0, x) + negative_slope * min(0, x) (torch.nn.LeakyReLU). Example: `{type: leaky_relu, negative_slope: 0.2}`."""
+
+    type: Literal["leaky_relu"]
+    negative_slope: Number = 0.01
+    """Slope for negative inputs."""
+
+    def module(self, x: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.LeakyReLU(self.negative_slope)
+
+
+@register
+class Softmax(Layer):
+    """Softmax over the features of [F], or the channels of [C, H, W] (torch.nn.Softmax(dim=1)). Example: `{type: softmax}`."""
+
+    type: Literal["softmax"]
+
+    def module(self, x: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Softmax(dim=1)  # dim 0 is the batch

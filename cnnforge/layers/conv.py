@@ -1,0 +1,98 @@
+"""Convolution: `{type: conv, shape: [C_i, C_o, K_h, K_w]}`, computed by torch.nn.Conv2d."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from .base import Checks, Layer, Shape, show
+from .fields import ConvPadding, Flag, Ints, Pair, Size
+from .registry import register
+from .window import Window, slide
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@register
+class Conv(Layer):
+    """2-D convolution (torch.nn.Conv2d). Example: `{type: conv, shape: [3, 64, 11, 11], stride: 4, padding: 2}`."""
+
+    type: Literal["conv"]
+    shape: Ints("C_i", "C_o", "K_h", "K_w", description="[C_i, C_o, K_h, K_w]: in and out channels, kernel size")
+    stride: Pair = (1, 1)
+    """Step of the window: an integer or [s_h, s_w]."""
+    padding: ConvPadding = (0, 0)
+    """Rows/columns added on each side: an integer, [p_h, p_w], 'same' (output size = input size; stride 1 only) or 'valid' (0)."""
+    dilation: Pair = (1, 1)
+    """Spacing between kernel taps: an integer or [d_h, d_w]."""
+    groups: Size = 1
+    """Channel groups; must divide C_i and C_o."""
+    bias: Flag = True
+    """Learn an additive bias per output channel."""
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = Field("zeros")
+    """How padding rows are filled."""
+
+    def pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(before, after) padding per axis; 'same' puts the odd row after, as torch does."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        if self.padding == "same":
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.shape[2:])]
+            return tuple((t // 2, t - t // 2) for t in totals)  # type: ignore[return-value]
+        return tuple((p, p) for p in self.padding)  # type: ignore[return-value]
+
+    def windows(self) -> tuple[Window, Window]:
+        return tuple(  # type: ignore[return-value]
+            Window(k, s, lo, hi, d) for k, s, (lo, hi), d in zip(self.shape[2:], self.stride, self.pads(), self.dilation)
+        )
+
+    def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
+        c_i, c_o, _, _ = self.shape
+        if not self.feature_map(x, checks):
+            return None
+        checks.require(c_i == x[0], lambda: f"shape says C_i={c_i} but the incoming tensor has {x[0]} channels {show(x)}")
+        checks.require(
+            c_i % self.groups == 0 and c_o % self.groups == 0,
+            lambda: f"groups={self.groups} must divide both C_i={c_i} and C_o={c_o}",
+            "groups",
+        )
+        checks.require(
+            self.padding != "same" or self.stride == (1, 1),
+            lambda: f"padding 'same' needs stride 1, found stride {show(self.stride)} (torch refuses strided 'same')",
+            "padding",
+        )
+        self._mode_fits(x, checks)
+        hw = slide(x, self.windows(), checks)
+        return (c_o, *hw) if hw else None
+
+    def _mode_fits(self, x: Shape, checks: Checks) -> None:
+        """reflect padding must be smaller than the input; circular padding may wrap at most once."""
+        pads = [max(p) for p in self.pads()]
+        if self.padding_mode == "reflect":
+            checks.require(all(p < s for p, s in zip(pads, x[1:])),
+                                  lambda: f"reflect padding {show(pads)} must be smaller than the input {show(x)}",
+                                  "padding_mode")
+        if self.padding_mode == "circular":
+            checks.require(all(p <= s for p, s in zip(pads, x[1:])),
+                                  lambda: f"circular padding {show(pads)} wraps around the input {show(x)} "
+                                  "more than once", "padding_mode")
+
+    def params(self, x: Shape) -> int:
+        c_i, c_o, k_h, k_w = self.shape
+        return c_o * (c_i // self.groups) * k_h * k_w + (c_o if self.bias else 0)
+
+    def macs(self, x: Shape, y: Shape) -> int:
+        c_i, c_o, k_h, k_w = self.shape
+        return y[1] * y[2] * c_o * (c_i // self.groups) * k_h * k_w
+
+    def torchinfo_macs(self, x: Shape, y: Shape) -> int:
+        return self.params(x) * y[1] * y[2]
+
+    def module(self, x: Shape) -> nn.Module:
+        from torch import nn
+
+        c_i, c_o, k_h, k_w = self.shape
+        return nn.Conv2d(c_i, c_o, (k_h, k_w), self.stride, self.padding, self.dilation, self.groups, self.bias,
+                         self.padding_mode)

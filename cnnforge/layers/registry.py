@@ -1,0 +1,31 @@
+"""Layer kinds by name: `@register` adds one, `lookup` finds one and suggests near misses."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+
+from .base import Layer
+
+LAYERS: dict[str, type[Layer]] = {}
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Register a layer class under the tag of its `type: Literal["..."]` field.
+
+    >>> @register
+    ... class Identity(Layer):
+    ...     type: typing.Literal["identity"]
+    """
+    (kind,) = typing.get_args(cls.model_fields["type"].annotation)
+    if kind in LAYERS and LAYERS[kind] is not cls:
+        raise ValueError(f"layer kind {kind!r} is already registered by {LAYERS[kind].__qualname__}")
+    cls.kind = kind
+    LAYERS[kind] = cls
+    return cls
+
+
+def suggest(word: str, choices: typing.Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,40 @@
+"""The spec file's top level, validated by pydantic, with a layer union built from the registry."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..layers import LAYERS, Layer
+from ..layers.fields import Ints
+
+
+class SpecBase(BaseModel):
+    """One network: a name, the shape of one input sample, and its layers in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    """The network's name."""
+    description: str | None = None
+    """Free text about the network."""
+    input: Ints("C", "H", "W", description="One input sample: [C, H, W], positive integers.")
+    layers: list[Layer]
+    """The layers, applied in order."""
+
+
+@lru_cache(maxsize=8)
+def _model(kinds: tuple[str, ...]) -> type[SpecBase]:
+    union = Union[tuple(LAYERS[k] for k in kinds)] if len(kinds) > 1 else LAYERS[kinds[0]]
+    item = Annotated[union, Field(discriminator="type")]
+    return create_model(  # type: ignore[call-overload]
+        "Spec", __base__=SpecBase, __doc__=SpecBase.__doc__,
+        layers=(Annotated[list[item], Field(min_length=1, description="The layers, applied in order.")], ...),
+    )
+
+
+def spec_model() -> type[SpecBase]:
+    """The Spec model for the layer kinds registered now (custom kinds included)."""
+    return _model(tuple(LAYERS))

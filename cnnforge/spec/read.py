@@ -1,0 +1,107 @@
+"""Read a spec file into a validated Spec, turning every problem into a positioned Diagnostic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..diagnostics import Diagnostic
+from ..layers import LAYERS, suggest
+from ..layers.fields import _found
+from .model import SpecBase, spec_model
+from .source import Source, SourceError, parse
+
+MAX_REPORTED = 50  # schema errors listed per file; the rest are counted
+
+
+@dataclass
+class Loaded:
+    """A spec file as far as it could be read: `spec` is None when it is not valid."""
+
+    file: str
+    spec: SpecBase | None = None
+    source: Source | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def read(path: str | Path) -> Loaded:
+    """Read and validate the spec file at `path`."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        return Loaded(str(path), diagnostics=[Diagnostic(str(path), f"cannot read file: {error.strerror or error}")])
+    return read_text(raw, str(path))
+
+
+def read_text(raw: bytes | str, file: str = "<spec>") -> Loaded:
+    """Validate a spec given as YAML text; `file` names it in diagnostics."""
+    try:
+        source = parse(raw)
+    except SourceError as error:
+        line, column = error.position or (None, None)
+        return Loaded(file, diagnostics=[Diagnostic(file, error.message, line=line, column=column)])
+    return validate(source, file)
+
+
+def validate(source: Source, file: str = "<spec>") -> Loaded:
+    """Validate parsed data against the Spec model of the registered layer kinds."""
+    loaded = Loaded(file, source=source)
+    if not isinstance(source.data, dict):
+        found = "an empty file" if source.data is None else f"{type(source.data).__name__} {_found(source.data)}"
+        loaded.diagnostics.append(
+            Diagnostic(file, f"a spec is a mapping with keys name, input and layers; found {found}", line=1, column=1)
+        )
+        return loaded
+    try:
+        loaded.spec = spec_model().model_validate(source.data)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_context=False)
+        loaded.diagnostics += [_diagnostic(p, source, file) for p in problems[:MAX_REPORTED]]
+        if len(problems) > MAX_REPORTED:
+            loaded.diagnostics.append(Diagnostic(file, f"{len(problems) - MAX_REPORTED} more errors not shown"))
+    return loaded
+
+
+def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
+    loc = list(problem["loc"])
+    layer: dict[str, Any] = {}
+    fields = SpecBase.model_fields
+    if len(loc) >= 2 and loc[0] == "layers" and isinstance(loc[1], int):
+        raw = source.data["layers"][loc[1]]
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        kind = kind if isinstance(kind, str) and len(kind) <= 40 else None
+        if len(loc) >= 3 and loc[2] == kind:
+            del loc[2]  # pydantic puts the union's tag in the location
+        name = raw.get("name") if isinstance(raw, dict) else None
+        name = name if isinstance(name, str) and len(name) <= 64 else f"{kind}{loc[1]}"
+        layer = {"layer_index": loc[1], "layer_name": name if kind else None, "layer_type": kind}
+        fields = LAYERS[kind].model_fields if kind in LAYERS else {}
+        key = loc[2:]
+    else:
+        key = loc
+    line, column = source.where(tuple(loc)) or (None, None)
+    return Diagnostic(file, _message(problem, key, fields), line=line, column=column, **layer)
+
+
+def _message(problem: dict, key: list, fields: dict) -> str:
+    kind, found = problem["type"], problem.get("input")
+    where = ".".join(str(k) for k in key)
+    if kind == "extra_forbidden":
+        return f"unknown key '{where}'{suggest(str(key[-1]), [f for f in fields if f != 'type'])}"
+    if kind == "missing":
+        return f"missing required key '{where}'"
+    if kind == "union_tag_invalid":
+        tag = str(problem["input"].get("type"))[:40]
+        return f"unknown layer type '{tag}'{suggest(tag, LAYERS)}; known types: {', '.join(sorted(LAYERS))}"
+    if kind == "union_tag_not_found":
+        return f"missing required key 'type' (one of: {', '.join(sorted(LAYERS))})"
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        return f"{where + ': ' if where else ''}expected a mapping of keys, found {_found(found)}"
+    if kind in ("ints", "pair", "padding", "reserved"):
+        return f"'{where}': {problem['msg']}"
+    message = problem["msg"]
+    message = message[0].lower() + message[1:]
+    return f"'{where}': {message}, found {_found(found)}"
