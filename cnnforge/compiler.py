@@ -67,33 +67,46 @@ class Compiled:
 def compile_spec(spec: SpecBase, file: str = "<spec>", source: Source | None = None) -> Compiled:
     """Compile a validated spec; `source` supplies line and column numbers for diagnostics."""
     compiled = Compiled(file, spec)
-    source = source or Source(None)
-    names = [layer.name or f"{layer.kind}{i}" for i, layer in enumerate(spec.layers)]
-    first_use: dict[str, int] = {}
-    x: Shape | None = tuple(spec.input)  # [C, H, W] of one sample
-    for index, (layer, name) in enumerate(zip(spec.layers, names)):
-
-        def report(severity: str, message: str, key: str | None = None) -> None:
-            path = ("layers", index) if key is None else ("layers", index, key)
-            line, column = source.where(path) or (None, None)
-            compiled.diagnostics.append(
-                Diagnostic(file, message, severity, line, column, index, name, layer.kind)  # type: ignore[arg-type]
-            )
-
-        if name in first_use:
-            report("error", f"name '{name}' is already used by layer {first_use[name]}", "name")
-        first_use.setdefault(name, index)
-        if x is None:  # an earlier error left the shape unknown
-            compiled.layers.append(CompiledLayer(index, name, layer, None, None))
-            continue
-        checks = Checks()
-        y = layer.output_shape(x, checks)
-        for severity, message, key in checks.found:
-            report(severity, message, key)
-        counts = (layer.params(x), layer.macs(x, y), layer.torchinfo_macs(x, y)) if y is not None else (0, 0, 0)
-        compiled.layers.append(CompiledLayer(index, name, layer, x, y, *counts))
-        x = y
+    compiled.layers = _Walk(compiled, source or Source(None)).layers(spec.layers, tuple(spec.input), ("layers",))
     return compiled
+
+
+class _Walk:
+    """Walks a list of layers from an input shape, recording diagnostics against their place in the file."""
+
+    def __init__(self, compiled: Compiled, source: Source) -> None:
+        self.compiled = compiled
+        self.source = source
+
+    def layers(self, layers: list[Layer], x: Shape | None, path: tuple) -> list[CompiledLayer]:
+        """Each layer of `layers` (found at `path` in the file) applied in turn to one sample of shape `x`."""
+        result: list[CompiledLayer] = []
+        first_use: dict[str, int] = {}
+        for index, layer in enumerate(layers):
+            name = layer.name or f"{layer.kind}{index}"
+            if name in first_use:
+                self.report(path, index, name, layer, "error", f"name '{name}' is already used by layer "
+                            f"{first_use[name]}", "name")
+            first_use.setdefault(name, index)
+            if x is None:  # an earlier error left the shape unknown
+                result.append(CompiledLayer(index, name, layer, None, None))
+                continue
+            checks = Checks()
+            y = layer.output_shape(x, checks)
+            for severity, message, key in checks.found:
+                self.report(path, index, name, layer, severity, message, key)
+            counts = (layer.params(x), layer.macs(x, y), layer.torchinfo_macs(x, y)) if y else (0, 0, 0)
+            result.append(CompiledLayer(index, name, layer, x, y, *counts))
+            x = y
+        return result
+
+    def report(self, path: tuple, index: int, name: str, layer: Layer, severity: str, message: str,
+               key: str | None) -> None:
+        where = (*path, index) if key is None else (*path, index, key)
+        line, column = self.source.where(where) or (None, None)
+        self.compiled.diagnostics.append(
+            Diagnostic(self.compiled.file, message, severity, line, column, index, name, layer.kind)  # type: ignore[arg-type]
+        )
 
 
 def check_file(path: str | Path) -> Compiled:

@@ -1,0 +1,46 @@
+"""The README's commands and examples stay true."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _bash_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", README, re.S)
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci in [block.strip() for block in _bash_blocks()]
+
+
+def test_readme_lenet_example_is_the_shipped_file() -> None:
+    example = re.search(r"```yaml\n(name: lenet5\n.*?)```", README, re.S).group(1)
+    assert example == (ROOT / "architectures" / "lenet.yaml").read_text()
+
+
+def test_readme_check_output_is_what_check_prints() -> None:
+    shown = re.search(r"```console\n\$ cnnforge check architectures/\n(.*?)```", README, re.S).group(1)
+    run = subprocess.run([sys.executable, "-m", "cnnforge", "check", "architectures/"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert run.returncode == 0
+    assert run.stdout == shown
+
+
+def test_readme_error_examples_are_what_check_prints(tmp_path: Path) -> None:
+    lenet = (ROOT / "architectures" / "lenet.yaml").read_text()
+    typo = lenet.replace("shape: [6, 16, 5, 5]", "shape: [16, 16, 5, 5]").replace("  - {type: flatten}\n", "")
+    (tmp_path / "lenet-typo.yaml").write_text(typo)
+    (tmp_path / "broken.yaml").write_text(
+        "name: broken\ninput: [3, 32, 32]\nlayers:\n  - {type: conv, shape: [3, 8, 3, 3], strides: 2}\n"
+    )
+    for name in ("broken.yaml", "lenet-typo.yaml"):
+        shown = re.search(rf"\$ cnnforge check {name}.*?\n(.*?)(?:\$|```)", README, re.S).group(1)
+        run = subprocess.run([sys.executable, "-m", "cnnforge", "check", name], cwd=tmp_path,
+                             capture_output=True, text=True)
+        assert run.returncode == 1
+        assert run.stdout == shown
