@@ -12,31 +12,34 @@ from . import __version__
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
-def _spec_files(paths: list[str]) -> list[Path]:
-    """The given files, with each directory replaced by the spec files under it."""
-    files: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
-        else:
-            files.append(path)
-    return files
+def _spec_files(path: Path) -> list[Path]:
+    """`path` itself, or the spec files under it when it is a folder."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+    return [path]
 
 
 def check(args: argparse.Namespace) -> int:
     from .compiler import check_file
+    from .diagnostics import Diagnostic
     from .layers import show
 
     failed = False
-    for path in _spec_files(args.files):
-        compiled = check_file(path)
-        for diagnostic in compiled.diagnostics:
-            print(diagnostic)
-        failed |= not compiled.ok
-        if compiled.ok and not args.quiet:
-            print(f"{compiled.file}: ok: {show(compiled.spec.input)} -> {show(compiled.output)}, "
-                  f"{compiled.total_params:,} params, {compiled.total_macs():,} MACs")
+    for name in args.files:
+        files = _spec_files(Path(name))
+        if not files:  # a folder with nothing to check is more likely a mistyped path than a pass
+            print(Diagnostic(name, f"no {' or '.join('*' + s for s in SPEC_SUFFIXES)} files in this folder"))
+            failed = True
+        for path in files:
+            compiled = check_file(path)
+            for diagnostic in compiled.diagnostics:
+                print(diagnostic)
+            failed |= not compiled.ok
+            if compiled.ok and not args.quiet:
+                print(
+                    f"{compiled.file}: ok: {show(compiled.spec.input)} -> {show(compiled.output)}, "
+                    f"{compiled.total_params:,} params, {compiled.total_macs():,} MACs"
+                )
     return 1 if failed else 0
 
 
@@ -58,20 +61,30 @@ def parser() -> argparse.ArgumentParser:
     main.add_argument("--version", action="version", version=f"cnnforge {__version__}")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub = commands.add_parser("check", help="check spec files statically (no torch); exit 1 on any error",
-                              description="Check spec files: shapes, parameters and MACs, without torch. "
-                              "Prints file:line:col: error|warning: ... lines; exits 0 when no file has an error, "
-                              "1 when any has, 2 on usage errors.")
+    sub = commands.add_parser(
+        "check",
+        help="check spec files statically (no torch); exit 1 on any error",
+        description="Check spec files: shapes, parameters and MACs, without torch. "
+        "Prints file:line:col: error|warning: ... lines; exits 0 when no file has an error, "
+        "1 when any has, 2 on usage errors.",
+    )
     sub.add_argument("files", nargs="+", metavar="FILE", help="spec files, or folders to search for *.yaml/*.yml")
     sub.add_argument("-q", "--quiet", action="store_true", help="print only problems, not a line per good file")
     sub.set_defaults(run=check)
 
-    sub = commands.add_parser("summary", help="per-layer table of shapes, parameters and MACs",
-                              description="Per-layer output shape, parameters and MACs, computed statically.")
+    sub = commands.add_parser(
+        "summary",
+        help="per-layer table of shapes, parameters and MACs",
+        description="Per-layer output shape, parameters and MACs, computed statically.",
+    )
     sub.add_argument("file", metavar="FILE", help="a spec file")
     sub.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    sub.add_argument("--macs", choices=["cnnforge", "torchinfo"], default="cnnforge",
-                     help="MAC convention: cnnforge (bias excluded, default) or torchinfo (bias included)")
+    sub.add_argument(
+        "--macs",
+        choices=["cnnforge", "torchinfo"],
+        default="cnnforge",
+        help="MAC convention: cnnforge (bias excluded, default) or torchinfo (bias included)",
+    )
     sub.set_defaults(run=summary)
     return main
 

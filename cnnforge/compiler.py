@@ -85,8 +85,15 @@ class _Walk:
         for index, layer in enumerate(layers):
             name = layer.name or f"{layer.kind}{index}"
             if name in first_use:
-                self.report(path, index, name, layer, "error", f"name '{name}' is already used by layer "
-                            f"{first_use[name]}", "name")
+                self.report(
+                    path,
+                    index,
+                    name,
+                    layer,
+                    "error",
+                    f"name '{name}' is already used by layer {first_use[name]}",
+                    "name",
+                )
             first_use.setdefault(name, index)
             if x is None:  # an earlier error left the shape unknown
                 result.append(CompiledLayer(index, name, layer, None, None))
@@ -100,8 +107,9 @@ class _Walk:
             x = y
         return result
 
-    def report(self, path: tuple, index: int, name: str, layer: Layer, severity: str, message: str,
-               key: str | None) -> None:
+    def report(
+        self, path: tuple, index: int, name: str, layer: Layer, severity: str, message: str, key: str | None
+    ) -> None:
         where = (*path, index) if key is None else (*path, index, key)
         line, column = self.source.where(where) or (None, None)
         self.compiled.diagnostics.append(

@@ -28,10 +28,15 @@ class Diagnostic:
             layer = f"layer {self.layer_index} '{self.layer_name}' ({self.layer_type}): "
         elif self.layer_index is not None:
             layer = f"layer {self.layer_index}: "
-        return f"{where}: {self.severity}: {layer}{self.message}"
+        return _printable(f"{where}: {self.severity}: {layer}{self.message}")
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def _printable(text: str) -> str:
+    """`text` with line breaks and other unprintable characters escaped: one diagnostic is one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def has_errors(diagnostics: list[Diagnostic]) -> bool:

@@ -48,12 +48,19 @@ def as_table(compiled: Compiled, macs: MacConvention = "cnnforge") -> str:
     right = {0, 4, 5}
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([
-        f"{data['name']}: input {show(data['input'])} -> output {show(data['output'])}",
-        line(header), rule, *map(line, rows), rule,
-        f"Total params: {data['total_params']:,}",
-        f"Total MACs:   {data['total_macs']:,} per sample ({macs} convention: {CONVENTIONS[macs]})",
-    ])
+    return "\n".join(
+        [
+            f"{data['name']}: input {show(data['input'])} -> output {show(data['output'])}",
+            line(header),
+            rule,
+            *map(line, rows),
+            rule,
+            f"Total params: {data['total_params']:,}",
+            f"Total MACs:   {data['total_macs']:,} per sample ({macs} convention: {CONVENTIONS[macs]})",
+        ]
+    )

@@ -8,8 +8,8 @@ from torch import nn
 
 from cnnforge import SpecError, check_file, compile_file
 from cnnforge.builder import build
-from cnnforge.spec import read_text
 from cnnforge.compiler import compile_spec
+from cnnforge.spec import read_text
 
 ARCHITECTURES = Path(__file__).resolve().parent.parent / "architectures"
 
@@ -56,7 +56,7 @@ def test_alexnet_is_torchvision_equivalent() -> None:
     ours = build(compile_file(ARCHITECTURES / "alexnet.yaml")).eval()
     theirs = reference.state_dict()
     assert [tuple(t.shape) for t in theirs.values()] == [tuple(t.shape) for t in ours.state_dict().values()]
-    ours.load_state_dict(dict(zip(ours.state_dict(), theirs.values())))  # by position
+    ours.load_state_dict(dict(zip(ours.state_dict(), theirs.values(), strict=True)))  # by position
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(ours(x), reference(x))
@@ -65,11 +65,21 @@ def test_alexnet_is_torchvision_equivalent() -> None:
 
 def test_lenet_matches_hand_written_lenet() -> None:
     reference = nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10),
+        nn.Conv2d(1, 6, 5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.Tanh(),
+        nn.Linear(120, 84),
+        nn.Tanh(),
+        nn.Linear(84, 10),
     ).eval()
     ours = build(compile_file(ARCHITECTURES / "lenet.yaml")).eval()
-    ours.load_state_dict(dict(zip(ours.state_dict(), reference.state_dict().values())))
+    ours.load_state_dict(dict(zip(ours.state_dict(), reference.state_dict().values(), strict=True)))
     x = torch.randn(4, 1, 32, 32)
     with torch.no_grad():
         assert torch.equal(ours(x), reference(x))
@@ -82,7 +92,7 @@ def test_shipped_specs_build_and_agree_with_the_compiler(path: Path) -> None:
     names = [layer.name for layer in compiled.layers]
     assert [name for name, _ in model.named_children()] == names
     x = torch.zeros(1, *compiled.spec.input, device="meta")
-    for layer, module in zip(compiled.layers, model.to("meta")):
+    for layer, module in zip(compiled.layers, model.to("meta"), strict=True):
         x = module(x)
         assert tuple(x.shape[1:]) == layer.output
     assert sum(p.numel() for p in model.parameters()) == compiled.total_params

@@ -25,8 +25,9 @@ def test_readme_lenet_example_is_the_shipped_file() -> None:
 
 def test_readme_check_output_is_what_check_prints() -> None:
     shown = re.search(r"```console\n\$ cnnforge check architectures/\n(.*?)```", README, re.S).group(1)
-    run = subprocess.run([sys.executable, "-m", "cnnforge", "check", "architectures/"], cwd=ROOT,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "cnnforge", "check", "architectures/"], cwd=ROOT, capture_output=True, text=True
+    )
     assert run.returncode == 0
     assert run.stdout == shown
 
@@ -40,7 +41,8 @@ def test_readme_error_examples_are_what_check_prints(tmp_path: Path) -> None:
     )
     for name in ("broken.yaml", "lenet-typo.yaml"):
         shown = re.search(rf"\$ cnnforge check {name}.*?\n(.*?)(?:\$|```)", README, re.S).group(1)
-        run = subprocess.run([sys.executable, "-m", "cnnforge", "check", name], cwd=tmp_path,
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "cnnforge", "check", name], cwd=tmp_path, capture_output=True, text=True
+        )
         assert run.returncode == 1
         assert run.stdout == shown

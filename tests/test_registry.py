@@ -39,7 +39,13 @@ def pixel_shuffle() -> Iterator[type[Layer]]:
     del LAYERS["pixel_shuffle"]
 
 
-SPEC = "name: up\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, shape: [3, 12, 3, 3], padding: 1}\n  - {type: pixel_shuffle, factor: %d}\n"
+SPEC = """\
+name: up
+input: [3, 8, 8]
+layers:
+  - {type: conv, shape: [3, 12, 3, 3], padding: 1}
+  - {type: pixel_shuffle, factor: %d}
+"""
 
 
 def test_a_registered_kind_is_checked_and_built(pixel_shuffle: type[Layer]) -> None:

@@ -73,7 +73,8 @@ class ELU(_Activation):
 
 @register
 class LeakyReLU(Layer):
-    """max(0, x) + negative_slope * min(0, x) (torch.nn.LeakyReLU). Example: `{type: leaky_relu, negative_slope: 0.2}`."""
+    """max(0, x) + negative_slope * min(0, x) (torch.nn.LeakyReLU).
+    Example: `{type: leaky_relu, negative_slope: 0.2}`."""
 
     type: Literal["leaky_relu"]
     negative_slope: Number = 0.01
@@ -87,7 +88,8 @@ class LeakyReLU(Layer):
 
 @register
 class Softmax(Layer):
-    """Softmax over the features of [F], or the channels of [C, H, W] (torch.nn.Softmax(dim=1)). Example: `{type: softmax}`."""
+    """Softmax over the features of [F], or the channels of [C, H, W] (torch.nn.Softmax(dim=1)).
+    Example: `{type: softmax}`."""
 
     type: Literal["softmax"]
 

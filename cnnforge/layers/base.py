@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,6 +17,10 @@ Shape = tuple[int, ...]  # one sample: (C, H, W) for a feature map, (F,) for fea
 
 def show(shape: Shape) -> str:
     return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 class Checks:
@@ -71,6 +76,8 @@ class Layer(BaseModel):
         """Require a [C, H, W] input, as every spatial layer does."""
         return checks.require(
             len(x) == 3,
-            lambda: f"{self.kind} needs a [C, H, W] feature map, but the incoming tensor is "
-            f"features {show(x)}; a {self.kind} cannot follow flatten",
+            lambda: (
+                f"{self.kind} needs a [C, H, W] feature map, but the incoming tensor is "
+                f"features {show(x)}; a {self.kind} cannot follow flatten"
+            ),
         )

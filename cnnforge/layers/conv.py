@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from .base import Checks, Layer, Shape, show
+from .base import Checks, Layer, Shape, plural, show
 from .fields import ConvPadding, Flag, Ints, Pair, Size
 from .registry import register
 from .window import Window, slide
@@ -24,7 +24,7 @@ class Conv(Layer):
     stride: Pair = (1, 1)
     """Step of the window: an integer or [s_h, s_w]."""
     padding: ConvPadding = (0, 0)
-    """Rows/columns added on each side: an integer, [p_h, p_w], 'same' (output size = input size; stride 1 only) or 'valid' (0)."""
+    """Rows/columns added per side: an integer, [p_h, p_w], 'same' (keeps the size; stride 1 only) or 'valid' (0)."""
     dilation: Pair = (1, 1)
     """Spacing between kernel taps: an integer or [d_h, d_w]."""
     groups: Size = 1
@@ -39,20 +39,23 @@ class Conv(Layer):
         if self.padding == "valid":
             return (0, 0), (0, 0)
         if self.padding == "same":
-            totals = [d * (k - 1) for d, k in zip(self.dilation, self.shape[2:])]
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.shape[2:], strict=True)]
             return tuple((t // 2, t - t // 2) for t in totals)  # type: ignore[return-value]
         return tuple((p, p) for p in self.padding)  # type: ignore[return-value]
 
     def windows(self) -> tuple[Window, Window]:
         return tuple(  # type: ignore[return-value]
-            Window(k, s, lo, hi, d) for k, s, (lo, hi), d in zip(self.shape[2:], self.stride, self.pads(), self.dilation)
+            Window(k, s, lo, hi, d, padding_mode=self.padding_mode)
+            for k, s, (lo, hi), d in zip(self.shape[2:], self.stride, self.pads(), self.dilation, strict=True)
         )
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         c_i, c_o, _, _ = self.shape
         if not self.feature_map(x, checks):
             return None
-        checks.require(c_i == x[0], lambda: f"shape says C_i={c_i} but the incoming tensor has {x[0]} channels {show(x)}")
+        checks.require(
+            c_i == x[0], lambda: f"shape says C_i={c_i} but the incoming tensor has {plural(x[0], 'channel')} {show(x)}"
+        )
         checks.require(
             c_i % self.groups == 0 and c_o % self.groups == 0,
             lambda: f"groups={self.groups} must divide both C_i={c_i} and C_o={c_o}",
@@ -71,13 +74,17 @@ class Conv(Layer):
         """reflect padding must be smaller than the input; circular padding may wrap at most once."""
         pads = [max(p) for p in self.pads()]
         if self.padding_mode == "reflect":
-            checks.require(all(p < s for p, s in zip(pads, x[1:])),
-                                  lambda: f"reflect padding {show(pads)} must be smaller than the input {show(x)}",
-                                  "padding_mode")
+            checks.require(
+                all(p < s for p, s in zip(pads, x[1:], strict=True)),
+                lambda: f"reflect padding {show(pads)} must be smaller than the input {show(x)}",
+                "padding_mode",
+            )
         if self.padding_mode == "circular":
-            checks.require(all(p <= s for p, s in zip(pads, x[1:])),
-                                  lambda: f"circular padding {show(pads)} wraps around the input {show(x)} "
-                                  "more than once", "padding_mode")
+            checks.require(
+                all(p <= s for p, s in zip(pads, x[1:], strict=True)),
+                lambda: f"circular padding {show(pads)} wraps around the input {show(x)} more than once",
+                "padding_mode",
+            )
 
     def params(self, x: Shape) -> int:
         c_i, c_o, k_h, k_w = self.shape
@@ -94,5 +101,6 @@ class Conv(Layer):
         from torch import nn
 
         c_i, c_o, k_h, k_w = self.shape
-        return nn.Conv2d(c_i, c_o, (k_h, k_w), self.stride, self.padding, self.dilation, self.groups, self.bias,
-                         self.padding_mode)
+        return nn.Conv2d(
+            c_i, c_o, (k_h, k_w), self.stride, self.padding, self.dilation, self.groups, self.bias, self.padding_mode
+        )

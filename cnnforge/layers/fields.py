@@ -31,15 +31,21 @@ def _ints(value: Any, names: tuple[str, ...], low: int) -> tuple[int, ...]:
     ok = ok and all(_is_int(v) and low <= v <= MAX_SIZE for v in value)
     if not ok:
         what = "positive integers" if low > 0 else "integers >= 0"
-        raise PydanticCustomError("ints", "expected {shape} ({what}), found {found}",
-                                  {"shape": shape, "what": what, "found": _found(value)})
+        raise PydanticCustomError(
+            "ints", "expected {shape} ({what}), found {found}", {"shape": shape, "what": what, "found": _found(value)}
+        )
     return tuple(value)
 
 
 def Ints(*names: str, low: int = 1, description: str = "") -> Any:
     """A fixed-length list of integers, such as `[C, H, W]`; validated as a tuple."""
-    schema = {"type": "array", "items": {"type": "integer", "minimum": low},
-              "minItems": len(names), "maxItems": len(names), "description": description}
+    schema = {
+        "type": "array",
+        "items": {"type": "integer", "minimum": low},
+        "minItems": len(names),
+        "maxItems": len(names),
+        "description": description,
+    }
     return Annotated[tuple[int, ...], BeforeValidator(lambda v: _ints(v, names, low)), WithJsonSchema(schema)]
 
 
@@ -49,8 +55,9 @@ def _pair(value: Any, low: int) -> tuple[int, int]:
     if isinstance(value, list) and len(value) == 2 and all(_is_int(v) and low <= v <= MAX_SIZE for v in value):
         return value[0], value[1]
     what = "a positive integer" if low > 0 else "an integer >= 0"
-    raise PydanticCustomError("pair", "expected {what} or an [h, w] pair of them, found {found}",
-                              {"what": what, "found": _found(value)})
+    raise PydanticCustomError(
+        "pair", "expected {what} or an [h, w] pair of them, found {found}", {"what": what, "found": _found(value)}
+    )
 
 
 def _pair_schema(low: int) -> dict:
@@ -68,8 +75,11 @@ def _padding(value: Any) -> tuple[int, int] | str:
     try:
         return _pair(value, 0)
     except PydanticCustomError:
-        raise PydanticCustomError("padding", "expected an integer >= 0, an [h, w] pair of them, "
-                                  "'same' or 'valid', found {found}", {"found": _found(value)}) from None
+        raise PydanticCustomError(
+            "padding",
+            "expected an integer >= 0, an [h, w] pair of them, 'same' or 'valid', found {found}",
+            {"found": _found(value)},
+        ) from None
 
 
 ConvPadding = Annotated[
@@ -80,7 +90,8 @@ ConvPadding = Annotated[
 
 # Public attributes of torch.nn.Sequential: a submodule with one of these names cannot be added.
 # tests/test_names.py compares this list with the installed torch.
-RESERVED_NAMES = frozenset("""
+RESERVED_NAMES = frozenset(
+    """
 T_destination add_module append apply bfloat16 buffers call_super_init children compile cpu cuda
 double dump_patches eval extend extra_repr float forward get_buffer get_extra_state get_parameter
 get_submodule half insert ipu load_state_dict modules mtia named_buffers named_children named_modules
@@ -89,21 +100,26 @@ register_forward_pre_hook register_full_backward_hook register_full_backward_pre
 register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
 register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
 set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu zero_grad
-""".split())
+""".split()
+)
 
 
 def _not_reserved(name: str) -> str:
     if name in RESERVED_NAMES:
-        raise PydanticCustomError("reserved", "'{name}' is reserved by torch.nn.Module; choose another name",
-                                  {"name": name})
+        raise PydanticCustomError(
+            "reserved", "'{name}' is reserved by torch.nn.Module; choose another name", {"name": name}
+        )
     return name
 
 
 LayerName = Annotated[
     str,
     Strict(),
-    Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64,
-          description="Unique within the file; the submodule's name in the state_dict. "
-                      "A letter, then letters, digits or '_'. Default: <type><index>."),
+    Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        max_length=64,
+        description="Unique within the file; the submodule's name in the state_dict. "
+        "A letter, then letters, digits or '_'. Default: <type><index>.",
+    ),
     AfterValidator(_not_reserved),
 ]

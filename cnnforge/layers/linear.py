@@ -41,8 +41,10 @@ class Linear(Layer):
         f_i, f_o = self.shape
         if len(x) != 1:
             hint = "" if f_i == prod(x) else f", and set F_i to {prod(x)}"
-            checks.error(f"linear needs features [F], but the incoming tensor is a feature map {show(x)}; "
-                         f"insert {{type: flatten}} before it (it gives {prod(x)} features){hint}")
+            checks.error(
+                f"linear needs features [F], but the incoming tensor is a feature map {show(x)}; "
+                f"insert {{type: flatten}} before it (it gives {prod(x)} features){hint}"
+            )
         else:
             checks.require(f_i == x[0], lambda: f"shape says F_i={f_i} but the incoming tensor has {x[0]} features")
         return (f_o,)

@@ -29,8 +29,10 @@ class BatchNorm(Layer):
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         checks.require(
             self.channels in (None, x[0]),
-            lambda: f"channels={self.channels} but the incoming tensor has {x[0]} "
-            f"{'channels' if len(x) == 3 else 'features'} {show(x)}",
+            lambda: (
+                f"channels={self.channels} but the incoming tensor has {x[0]} "
+                f"{'channels' if len(x) == 3 else 'features'} {show(x)}"
+            ),
         )
         return x
 

@@ -36,14 +36,16 @@ class _Pool(Layer):
             return None
         halves = [k // 2 for k in self.kernel]
         checks.require(
-            all(p <= h for p, h in zip(self.padding, halves)),
-            lambda: f"padding {show(self.padding)} is more than half the kernel {show(self.kernel)} "
-            f"(at most {show(halves)})",
+            all(p <= h for p, h in zip(self.padding, halves, strict=True)),
+            lambda: (
+                f"padding {show(self.padding)} is more than half the kernel {show(self.kernel)} "
+                f"(at most {show(halves)})"
+            ),
             "padding",
         )
         windows = tuple(
             Window(k, s, p, p, d, self.ceil_mode)
-            for k, s, p, d in zip(self.kernel, self.strides(), self.padding, self.dilations())
+            for k, s, p, d in zip(self.kernel, self.strides(), self.padding, self.dilations(), strict=True)
         )
         hw = slide(x, windows, checks)  # type: ignore[arg-type]
         return (x[0], *hw) if hw else None
@@ -107,7 +109,8 @@ class _AdaptivePool(Layer):
 
 @register
 class AdaptiveAvgPool(_AdaptivePool):
-    """Average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d). Example: `{type: adaptive_avgpool, output: 6}`."""
+    """Average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d).
+    Example: `{type: adaptive_avgpool, output: 6}`."""
 
     type: Literal["adaptive_avgpool"]
 
@@ -119,7 +122,8 @@ class AdaptiveAvgPool(_AdaptivePool):
 
 @register
 class AdaptiveMaxPool(_AdaptivePool):
-    """Max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d). Example: `{type: adaptive_maxpool, output: 1}`."""
+    """Max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d).
+    Example: `{type: adaptive_maxpool, output: 1}`."""
 
     type: Literal["adaptive_maxpool"]
 

@@ -27,10 +27,12 @@ class SpecBase(BaseModel):
 
 @lru_cache(maxsize=8)
 def _model(kinds: tuple[str, ...]) -> type[SpecBase]:
-    union = Union[tuple(LAYERS[k] for k in kinds)] if len(kinds) > 1 else LAYERS[kinds[0]]
+    union = Union[tuple(LAYERS[k] for k in kinds)] if len(kinds) > 1 else LAYERS[kinds[0]]  # noqa: UP007 (built at run time)
     item = Annotated[union, Field(discriminator="type")]
     return create_model(  # type: ignore[call-overload]
-        "Spec", __base__=SpecBase, __doc__=SpecBase.__doc__,
+        "Spec",
+        __base__=SpecBase,
+        __doc__=SpecBase.__doc__,
         layers=(Annotated[list[item], Field(min_length=1, description="The layers, applied in order.")], ...),
     )
 

@@ -12,7 +12,7 @@ from ..diagnostics import Diagnostic
 from ..layers import LAYERS, suggest
 from ..layers.fields import _found
 from .model import SpecBase, spec_model
-from .source import Source, SourceError, parse
+from .source import MAX_BYTES, Source, SourceError, parse
 
 MAX_REPORTED = 50  # schema errors listed per file; the rest are counted
 
@@ -30,7 +30,8 @@ class Loaded:
 def read(path: str | Path) -> Loaded:
     """Read and validate the spec file at `path`."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            raw = file.read(MAX_BYTES + 1)  # enough to refuse a huge file without reading all of it
     except OSError as error:
         return Loaded(str(path), diagnostics=[Diagnostic(str(path), f"cannot read file: {error.strerror or error}")])
     return read_text(raw, str(path))
@@ -75,6 +76,8 @@ def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
         kind = kind if isinstance(kind, str) and len(kind) <= 40 else None
         if len(loc) >= 3 and loc[2] == kind:
             del loc[2]  # pydantic puts the union's tag in the location
+        if problem["type"] == "union_tag_invalid":
+            loc.append("type")  # point at the unknown type, not at the layer
         name = raw.get("name") if isinstance(raw, dict) else None
         name = name if isinstance(name, str) and len(name) <= 64 else f"{kind}{loc[1]}"
         layer = {"layer_index": loc[1], "layer_name": name if kind else None, "layer_type": kind}
@@ -88,14 +91,18 @@ def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
 
 def _message(problem: dict, key: list, fields: dict) -> str:
     kind, found = problem["type"], problem.get("input")
-    where = ".".join(str(k) for k in key)
+    where = _short(".".join(str(k) for k in key))
     if kind == "extra_forbidden":
         return f"unknown key '{where}'{suggest(str(key[-1]), [f for f in fields if f != 'type'])}"
+    if kind == "too_short":
+        return f"'{where}': needs at least one item, found {_found(found)}"
     if kind == "missing":
         return f"missing required key '{where}'"
     if kind == "union_tag_invalid":
-        tag = str(problem["input"].get("type"))[:40]
-        return f"unknown layer type '{tag}'{suggest(tag, LAYERS)}; known types: {', '.join(sorted(LAYERS))}"
+        tag, known = problem["input"].get("type"), ", ".join(sorted(LAYERS))
+        if not isinstance(tag, str):
+            return f"'type': expected the name of a layer type, found {_found(tag)}; known types: {known}"
+        return f"unknown layer type '{_short(tag)}'{suggest(tag, LAYERS)}; known types: {known}"
     if kind == "union_tag_not_found":
         return f"missing required key 'type' (one of: {', '.join(sorted(LAYERS))})"
     if kind in ("model_attributes_type", "model_type", "dict_type"):
@@ -105,3 +112,7 @@ def _message(problem: dict, key: list, fields: dict) -> str:
     message = problem["msg"]
     message = message[0].lower() + message[1:]
     return f"'{where}': {message}, found {_found(found)}"
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
+from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+
+try:  # libyaml's parser, when PyYAML was built with it, is about ten times faster than the pure-Python one
+    from yaml.cyaml import CParser as _Parser
+except ImportError:
+    from yaml.parser import Parser
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser):  # type: ignore[no-redef]
+        """PyYAML's pure-Python parser, started the way CParser is."""
+
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+
 
 Path = tuple[str | int, ...]  # ("layers", 3, "stride") addresses one value in the document
 Position = tuple[int, int]  # 1-based (line, column)
 
 MAX_BYTES = 4 * 1024 * 1024  # a spec is a few kB; anything near this is not a spec
 MAX_DEPTH = 64  # nesting of sequences and mappings, aliases included
-MAX_VALUES = 200_000  # values after expanding aliases: stops "billion laughs" documents
+MAX_VALUES = 50_000  # keys and values, aliases expanded: stops huge and "billion laughs" documents in well under 1 s
 MAX_DIGITS = 64  # longer numbers are refused before Python parses them
 
 _NULL, _BOOL, _INT, _FLOAT, _STR = (f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "str"))
 _SEQ, _MAP, _MERGE = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:merge"
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as the end of a line
 
 
 class SourceError(Exception):
@@ -45,31 +65,42 @@ class Source:
         return None
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe parser with YAML 1.2 core-schema scalars and a nesting limit.
+class _Loader(Composer, _Parser, Resolver):
+    """A safe YAML parser with YAML 1.2 core-schema scalars, and limits on nesting and size.
 
     YAML 1.1 (PyYAML's default) reads `1e-4` as a string and `no` as false; the 1.2 core
-    schema reads numbers as people write them and keeps words as words.
+    schema reads numbers as people write them and keeps words as words. Nothing here
+    constructs Python objects: nodes become data in `_Builder`, which refuses unknown tags.
     """
 
-    yaml_implicit_resolvers: dict = {}
-    depth = 0
+    yaml_implicit_resolvers: ClassVar[dict] = {}  # only the core-schema resolvers added below
+
+    def __init__(self, text: str) -> None:
+        _Parser.__init__(self, text)
+        Composer.__init__(self)
+        Resolver.__init__(self)
+        self.depth = 0
+        self.nodes = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
+        self.nodes += 1
+        if self.depth > MAX_DEPTH or self.nodes > MAX_VALUES:  # checked as events arrive, before parsing the rest
             mark = self.peek_event().start_mark
-            raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, mark.column + 1))
+            if self.depth > MAX_DEPTH:
+                raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, mark.column + 1))
+            raise SourceError(f"more than {MAX_VALUES} keys and values; not a spec", (mark.line + 1, mark.column + 1))
         try:
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
 
+_CORE: dict[str, re.Pattern[str]] = {}  # tag: the text a plain scalar has to be to get that tag
 for _tag, _pattern, _first in (
     (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    (_INT, r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$", list("-+0123456789")),
+    (_INT, r"^(?:[-+]?[0-9][0-9_]*|0o[0-7][0-7_]*|0x[0-9a-fA-F][0-9a-fA-F_]*)$", list("-+0123456789")),
     (
         _FLOAT,
         r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
@@ -78,38 +109,48 @@ for _tag, _pattern, _first in (
     ),
     (_MERGE, r"^<<$", ["<"]),
 ):
-    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+    _CORE[_tag] = re.compile(_pattern)
+    _Loader.add_implicit_resolver(_tag, _CORE[_tag], _first)
 
 
 def _scalar(node: ScalarNode) -> Any:
-    text = node.value
-    if node.tag == _STR:
+    text, tag = node.value, node.tag
+    if tag == _STR:
         return text
-    if node.tag == _NULL:
-        return None
-    if node.tag == _BOOL:
-        return text.lower() == "true"
-    if len(text) > MAX_DIGITS:
+    if tag not in (_NULL, _BOOL, _INT, _FLOAT):
+        raise SourceError(f"tag {tag!r} is not allowed in a spec", _position(node))
+    if tag in (_INT, _FLOAT) and len(text) > MAX_DIGITS:
         raise SourceError(f"number {text[:20]}... is too long ({len(text)} characters)", _position(node))
+    if not _CORE[tag].match(text):  # only with an explicit tag, such as `!!int abc`
+        raise SourceError(f"{text[:40]!r} is not a valid {tag.rsplit(':', 1)[1]}", _position(node))
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return text.lower() == "true"
     digits = text.replace("_", "")
-    if node.tag == _INT:
-        try:
-            return int(digits, 0) if digits[:2] in ("0x", "0o") else int(digits)
-        except ValueError:
-            raise SourceError(f"{text!r} is not an integer", _position(node)) from None
-    if node.tag == _FLOAT:
-        lowered = digits.lower()
-        if lowered.endswith(("inf", "nan")):
-            return float(lowered.replace(".", ""))
-        try:
-            return float(digits)
-        except ValueError:
-            raise SourceError(f"{text!r} is not a number", _position(node)) from None
-    raise SourceError(f"tag {node.tag!r} is not allowed in a spec", _position(node))
+    if tag == _INT:
+        return int(digits, 0) if digits[:2] in ("0x", "0o") else int(digits)
+    lowered = digits.lower()
+    return float(lowered.replace(".", "")) if lowered.endswith(("inf", "nan")) else float(digits)
+
+
+def _key(node: Node) -> str:
+    if not isinstance(node, ScalarNode):
+        raise SourceError("a mapping key must be a plain word", _position(node))
+    key = _scalar(node)
+    return key if isinstance(key, str) else node.value  # `1: x` is a key named "1", reported later as unknown
 
 
 def _position(node: Node) -> Position:
     return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _text_position(text: str, offset: int) -> Position:
+    """1-based (line, column) of the character at `offset`, counting line breaks as YAML does."""
+    line, start = 1, 0
+    for end in _LINE_BREAK.finditer(text, 0, offset):
+        line, start = line + 1, end.end()
+    return line, offset - start + 1
 
 
 class _Builder:
@@ -119,12 +160,16 @@ class _Builder:
         self.positions: dict[Path, Position] = {}
         self.values = 0
 
-    def build(self, node: Node, path: Path, depth: int = 0) -> Any:
+    def _step(self, node: Node, depth: int) -> None:
+        """Count one more key or value, refusing documents that aliases blow up or loop."""
         self.values += 1
         if self.values > MAX_VALUES:
-            raise SourceError(f"document expands to more than {MAX_VALUES} values (aliases?)", _position(node))
+            raise SourceError(f"document expands to more than {MAX_VALUES} keys and values (aliases?)", _position(node))
         if depth > MAX_DEPTH:
             raise SourceError(f"nesting deeper than {MAX_DEPTH} levels (recursive alias?)", _position(node))
+
+    def build(self, node: Node, path: Path, depth: int = 0) -> Any:
+        self._step(node, depth)
         self.positions.setdefault(path, _position(node))
         if isinstance(node, ScalarNode):
             return _scalar(node)
@@ -136,46 +181,58 @@ class _Builder:
 
     def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict:
         result: dict = {}
-        merged: list[MappingNode] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merged.extend(value_node.value if isinstance(value_node, SequenceNode) else [value_node])
-                continue
-            if not isinstance(key_node, ScalarNode):
-                raise SourceError("a mapping key must be a plain word", _position(key_node))
-            key = _scalar(key_node)
-            if not isinstance(key, str):
-                key = key_node.value  # `1: x` is a key named "1", reported later as unknown
+        for key_node, value_node, merged in self._pairs(node, depth):
+            key = _key(key_node)
             if key in result:
+                if merged:
+                    continue  # a key written in the mapping itself, or merged earlier, wins
                 raise SourceError(f"key {key!r} appears twice in the same mapping", _position(key_node))
             self.positions[(*path, key)] = _position(key_node)
             result[key] = self.build(value_node, (*path, key), depth + 1)
-        for source in merged:
-            if not isinstance(source, MappingNode):
-                raise SourceError("`<<` merges only mappings", _position(source))
-            for key, value in self._mapping(source, path, depth + 1).items():
-                result.setdefault(key, value)
         return result
+
+    def _pairs(self, node: MappingNode, depth: int) -> list[tuple[Node, Node, bool]]:
+        """(key, value, merged) nodes: the mapping's own pairs, then those its `<<` keys merge in."""
+        own: list[tuple[Node, Node, bool]] = []
+        merged: list[tuple[Node, Node, bool]] = []
+        for key_node, value_node in node.value:
+            self._step(key_node, depth + 1)
+            if key_node.tag != _MERGE:
+                own.append((key_node, value_node, False))
+                continue
+            many = isinstance(value_node, SequenceNode) and value_node.tag == _SEQ
+            for source in value_node.value if many else [value_node]:
+                if not (isinstance(source, MappingNode) and source.tag == _MAP):
+                    raise SourceError("`<<` merges only mappings", _position(source))
+                merged += [(key, value, True) for key, value, _ in self._pairs(source, depth + 1)]
+        return own + merged
 
 
 def _decode(raw: bytes) -> str:
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        before = raw[: error.start]
-        line = before.count(b"\n") + 1
-        column = error.start - (before.rfind(b"\n") + 1) + 1
-        raise SourceError(f"not UTF-8 text (byte 0x{raw[error.start]:02x})", (line, column)) from None
+        before = raw[: error.start].decode("utf-8")
+        position = _text_position(before, len(before))
+        raise SourceError(f"not UTF-8 text (byte 0x{raw[error.start]:02x})", position) from None
+    if bad := Reader.NON_PRINTABLE.search(text):
+        character = f"U+{ord(bad.group()):04X}"
+        raise SourceError(f"character {character} is not allowed in YAML", _text_position(text, bad.start()))
+    return text
 
 
 def _mark_position(text: str, error: yaml.YAMLError) -> Position | None:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    if mark is not None:
-        return mark.line + 1, mark.column + 1
-    offset = getattr(error, "position", None)  # ReaderError: a character offset
-    if offset is None:
+    if mark is None:
         return None
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    # libyaml puts the end of a stream without a final line break at the start of a line after it
+    return min((mark.line + 1, mark.column + 1), _text_position(text, len(text)))
+
+
+def _problem(error: yaml.YAMLError) -> str:
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    return ", ".join(p for p in parts if p) or str(error).splitlines()[0]
 
 
 def parse(raw: bytes | str) -> Source:
@@ -184,17 +241,16 @@ def parse(raw: bytes | str) -> Source:
     >>> parse("input: [1, 32, 32]\\nalpha: 1e-4").data
     {'input': [1, 32, 32], 'alpha': 0.0001}
     """
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")  # one path for files and strings; a lone surrogate is refused
     if len(raw) > MAX_BYTES:
         raise SourceError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB; not a spec")
-    text = _decode(raw) if isinstance(raw, bytes) else raw
+    text = _decode(raw)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as error:
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SourceError(f"invalid YAML: {problem}", _mark_position(text, error)) from None
-    except RecursionError:
-        raise SourceError(f"nesting deeper than {MAX_DEPTH} levels") from None
+        raise SourceError(f"invalid YAML: {_problem(error)}", _mark_position(text, error)) from None
     finally:
         loader.dispose()
     if node is None:

@@ -1,0 +1,323 @@
+"""The `cnnforge` command: exit codes, what goes to stdout and stderr, JSON summaries, and no torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cnnforge import check_file
+from cnnforge.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCHITECTURES = ROOT / "architectures"
+LENET = (ARCHITECTURES / "lenet.yaml").read_text()
+HEAD = "name: t\ninput: [1, 32, 32]\nlayers:\n"
+
+# LeNet-5 by hand: conv 5x5 shrinks 32 -> 28 and 14 -> 10, each 2x2 average pool halves.
+# conv params C_o*C_i*25 + C_o; conv MACs H_o*W_o*C_o*C_i*25; linear params F_i*F_o + F_o, MACs F_i*F_o.
+LENET_LAYERS = [
+    (0, "conv0", "conv", [6, 28, 28], 6 * 1 * 25 + 6, 28 * 28 * 6 * 1 * 25),
+    (1, "tanh1", "tanh", [6, 28, 28], 0, 0),
+    (2, "avgpool2", "avgpool", [6, 14, 14], 0, 0),
+    (3, "conv3", "conv", [16, 10, 10], 16 * 6 * 25 + 16, 10 * 10 * 16 * 6 * 25),
+    (4, "tanh4", "tanh", [16, 10, 10], 0, 0),
+    (5, "avgpool5", "avgpool", [16, 5, 5], 0, 0),
+    (6, "flatten6", "flatten", [400], 0, 0),
+    (7, "linear7", "linear", [120], 400 * 120 + 120, 400 * 120),
+    (8, "tanh8", "tanh", [120], 0, 0),
+    (9, "linear9", "linear", [84], 120 * 84 + 84, 120 * 84),
+    (10, "tanh10", "tanh", [84], 0, 0),
+    (11, "linear11", "linear", [10], 84 * 10 + 10, 84 * 10),
+]
+
+
+def cnnforge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m cnnforge ARGS` in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "cnnforge", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=120
+    )
+
+
+def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in this process: (exit code, stdout, stderr)."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder holding good.yaml, warn.yaml (a warning only) and bad.yaml (an error)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.yaml").write_text(LENET)
+    (tmp_path / "warn.yaml").write_text(HEAD + "  - {type: conv, shape: [1, 6, 5, 5], stride: 2}\n")
+    (tmp_path / "bad.yaml").write_text(HEAD + "  - {type: conv, shape: [3, 6, 5, 5]}\n")
+    return tmp_path
+
+
+# --- check -----------------------------------------------------------------------------------------------------
+
+
+def test_check_shipped_specs(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, err = run(capsys, "check", "architectures")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "architectures/alexnet.yaml: ok: [3, 224, 224] -> [1000], 61,100,840 params, 714,188,480 MACs",
+        "architectures/alexnet2012.yaml: ok: [3, 227, 227] -> [1000], 60,965,224 params, 724,406,816 MACs",
+        "architectures/lenet.yaml: ok: [1, 32, 32] -> [10], 61,706 params, 416,520 MACs",
+    ]
+
+
+def test_check_prints_the_lenet_error_exactly(tmp_path: Path) -> None:
+    (tmp_path / "architectures").mkdir()
+    wrong = LENET.replace("shape: [6, 16, 5, 5]", "shape: [16, 16, 5, 5]")
+    (tmp_path / "architectures" / "lenet.yaml").write_text(wrong)
+    result = cnnforge("check", "architectures/lenet.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (1, "")
+    assert result.stdout == (
+        "architectures/lenet.yaml:7:5: error: layer 3 'conv3' (conv): "
+        "shape says C_i=16 but the incoming tensor has 6 channels [6, 14, 14]\n"
+    )
+
+
+def test_warnings_alone_pass(specs: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "check", "warn.yaml")
+    assert code == 0
+    warning, ok = out.splitlines()
+    assert warning.startswith("warn.yaml:4:39: warning: layer 0 'conv0' (conv): stride [2, 2] ")
+    assert ok.startswith("warn.yaml: ok: [1, 32, 32] -> [6, 14, 14]")
+
+
+def test_any_error_fails_and_every_file_is_checked(specs: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "check", "bad.yaml", "good.yaml", "warn.yaml")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("bad.yaml:4:5: error: layer 0 'conv0' (conv): shape says C_i=3 ")
+    assert "good.yaml: ok: [1, 32, 32] -> [10], 61,706 params, 416,520 MACs" in lines
+    assert any(line.startswith("warn.yaml:4:39: warning:") for line in lines)
+    assert len(lines) == 4
+
+
+def test_quiet_prints_only_problems(specs: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run(capsys, "check", "-q", "good.yaml") == (0, "", "")
+    code, out, _ = run(capsys, "check", "--quiet", "good.yaml", "warn.yaml", "bad.yaml")
+    assert code == 1
+    assert [line.split(":")[0] for line in out.splitlines()] == ["warn.yaml", "bad.yaml"]
+
+
+def test_folders_are_searched_for_yaml_and_yml(specs: Path, capsys: pytest.CaptureFixture) -> None:
+    nested = specs / "more" / "deeper"
+    nested.mkdir(parents=True)
+    shutil.copy(specs / "good.yaml", nested / "lenet.yml")
+    (nested / "notes.txt").write_text("not: a spec [")
+    (nested / "README.md").write_text("# not a spec")
+    code, out, _ = run(capsys, "check", "-q", "more")
+    assert (code, out) == (0, "")
+    code, out, _ = run(capsys, "check", "more")
+    assert out.splitlines() == [
+        f"{Path('more/deeper/lenet.yml')}: ok: [1, 32, 32] -> [10], 61,706 params, 416,520 MACs"
+    ]
+    code, out, _ = run(capsys, "check", "-q", ".")
+    assert code == 1
+    assert sorted(line.split(":")[0] for line in out.splitlines()) == ["bad.yaml", "warn.yaml"]
+
+
+def test_empty_folder_fails(specs: Path, capsys: pytest.CaptureFixture) -> None:
+    (specs / "empty").mkdir()
+    (specs / "empty" / "notes.txt").write_text("hello")
+    code, out, _ = run(capsys, "check", "empty", "good.yaml")
+    assert code == 1
+    assert out.splitlines()[0] == "empty: error: no *.yaml or *.yml files in this folder"
+
+
+def test_missing_file_fails(specs: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "check", "nowhere.yaml", "good.yaml")
+    assert code == 1
+    assert out.splitlines()[0] == "nowhere.yaml: error: cannot read file: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["check"],
+        ["check", "--bogus", "good.yaml"],
+        ["check", "-x", "good.yaml"],
+        ["summary"],
+        ["summary", "good.yaml", "bad.yaml"],
+        ["summary", "good.yaml", "--macs", "flops"],
+        ["summary", "good.yaml", "--bogus"],
+        ["frobnicate", "good.yaml"],
+    ],
+)
+def test_usage_errors_exit_2(specs: Path, capsys: pytest.CaptureFixture, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "usage: cnnforge" in err
+
+
+def test_exit_codes_from_a_real_process(specs: Path) -> None:
+    assert cnnforge("check", cwd=specs).returncode == 2
+    assert cnnforge("check", "good.yaml", "warn.yaml", cwd=specs).returncode == 0
+    assert cnnforge("check", "good.yaml", "bad.yaml", cwd=specs).returncode == 1
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    from cnnforge import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"cnnforge {__version__}\n"
+
+
+# --- summary ---------------------------------------------------------------------------------------------------
+
+
+def summary_json(capsys: pytest.CaptureFixture, path: Path, *extra: str) -> dict:
+    code, out, err = run(capsys, "summary", str(path), "--json", *extra)
+    assert (code, err) == (0, "")
+    return json.loads(out)  # refuses anything but exactly one JSON value
+
+
+def test_summary_json_lenet(capsys: pytest.CaptureFixture) -> None:
+    data = summary_json(capsys, ARCHITECTURES / "lenet.yaml")
+    assert set(data) == {"name", "input", "output", "total_params", "total_macs", "macs_convention", "layers"}
+    assert (data["name"], data["input"], data["output"]) == ("lenet5", [1, 32, 32], [10])
+    assert (data["total_params"], data["total_macs"], data["macs_convention"]) == (61706, 416520, "cnnforge")
+    assert [tuple(layer.values()) for layer in data["layers"]] == LENET_LAYERS
+    assert all(list(layer) == ["index", "name", "type", "output", "params", "macs"] for layer in data["layers"])
+
+
+def test_summary_json_alexnet(capsys: pytest.CaptureFixture) -> None:
+    data = summary_json(capsys, ARCHITECTURES / "alexnet.yaml")
+    assert (data["input"], data["output"]) == ([3, 224, 224], [1000])
+    assert (data["total_params"], data["total_macs"]) == (61_100_840, 714_188_480)
+    assert data["total_params"] == sum(layer["params"] for layer in data["layers"])
+    assert data["total_macs"] == sum(layer["macs"] for layer in data["layers"])
+    assert data["layers"][0]["output"] == [64, 55, 55]  # (224 + 2*2 - 11) // 4 + 1
+    assert data["layers"][-1]["output"] == data["output"]
+
+
+def test_summary_torchinfo_convention(capsys: pytest.CaptureFixture) -> None:
+    lenet = summary_json(capsys, ARCHITECTURES / "lenet.yaml", "--macs", "torchinfo")
+    assert (lenet["total_macs"], lenet["macs_convention"], lenet["total_params"]) == (423038, "torchinfo", 61706)
+    # torchinfo counts each parameter, bias included, once per output position
+    assert [layer["macs"] for layer in lenet["layers"] if layer["params"]] == [
+        156 * 28 * 28,
+        2416 * 10 * 10,
+        48120,
+        10164,
+        850,
+    ]
+    alexnet = summary_json(capsys, ARCHITECTURES / "alexnet.yaml", "--macs", "torchinfo")
+    assert (alexnet["total_macs"], alexnet["total_params"]) == (714_682_664, 61_100_840)
+
+
+def test_summary_table(capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run(capsys, "summary", str(ARCHITECTURES / "lenet.yaml"))
+    assert (code, err) == (0, "")
+    assert out.startswith("lenet5: input [1, 32, 32] -> output [10]\n")
+    assert "Total params: 61,706\n" in out and "416,520" in out
+    assert len([line for line in out.splitlines() if line.split()[1:2] in (["conv0"], ["linear11"])]) == 2
+
+
+def test_summary_warnings_go_to_stderr(specs: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run(capsys, "summary", "warn.yaml", "--json")
+    assert code == 0
+    assert json.loads(out)["output"] == [6, 14, 14]
+    assert err.startswith("warn.yaml:4:39: warning: ") and err.count("\n") == 1
+
+
+def test_summary_of_an_invalid_file_prints_what_check_prints(specs: Path, capsys: pytest.CaptureFixture) -> None:
+    (specs / "worse.yaml").write_text(HEAD + "  - {type: convv}\n  - {type: relu, name: forward}\n")
+    for name in ("bad.yaml", "worse.yaml", "nowhere.yaml", "."):
+        _, checked, _ = run(capsys, "check", name)
+        for extra in ([], ["--json"]):
+            code, out, err = run(capsys, "summary", name, *extra)
+            assert (code, out) == (1, "")
+            if name != ".":
+                assert err == checked and err
+    assert err.startswith(".: error: cannot read file: ")
+
+
+def test_summary_pipes_into_json_tools() -> None:
+    result = cnnforge("summary", "architectures/alexnet2012.yaml", "--json")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout)["total_params"] == 60_965_224
+
+
+# --- staying light: check and summary never import torch -------------------------------------------------------
+
+NO_TORCH = """
+import sys
+from cnnforge import check_file
+from cnnforge.cli import main
+codes = [main(["check", "architectures"]), main(["summary", "architectures/alexnet.yaml", "--json"]),
+         main(["summary", "architectures/lenet.yaml", "--macs", "torchinfo"]), main(["check", "nowhere.yaml"])]
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "torchinfo", "hydra", "omegaconf"})
+print(codes, heavy, file=sys.stderr)
+"""
+
+
+def test_check_and_summary_do_not_import_torch() -> None:
+    result = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "[0, 0, 0, 1] []"
+
+
+# --- hostile files: refused, one by one, quickly, never a traceback ---------------------------------------------
+
+HOSTILE = {
+    "bomb.yaml": "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)),
+    "recursive.yaml": "name: &n [*n]\n",
+    "deep.yaml": "[" * 100_000,
+    "deep_map.yaml": "{a: " * 100_000,
+    "long_number.yaml": "name: t\ninput: [1, 32, " + "9" * 5000 + "]\n",
+    "huge_float.yaml": HEAD + "  - {type: dropout, p: 1e999}\n",
+    "nan.yaml": HEAD + "  - {type: lrn, size: 5, alpha: .nan}\n",
+    "python.yaml": "name: !!python/object/apply:os.system ['echo unsafe']\n",
+    "name.yaml": "name: !!python/name:os.system\n",
+    "binary.yaml": "name: !!binary aGVsbG8=\n",
+    "set.yaml": "name: !!set {a, b}\n",
+    "custom.yaml": "name: !mine thing\n",
+    "duplicate.yaml": "name: a\nname: b\n",
+    "syntax.yaml": "name: [t\ninput: [1, 2, 3]\n",
+    "documents.yaml": LENET + "---\n" + LENET,
+    "nul.yaml": "name: t\x00\n",
+    "control.yaml": "name: t\x1b[2J\n",
+    "tab.yaml": HEAD + "\t- {type: relu}\n",
+    "many.yaml": HEAD + "  - {type: relu}\n" * 60_000,
+    "empty.yaml": "",
+    "list.yaml": "- 1\n- 2\n",
+}
+
+
+def test_hostile_files_are_refused_quickly(tmp_path: Path) -> None:
+    for name, text in HOSTILE.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    (tmp_path / "big.yaml").write_bytes(b"name: t\n" + b"# padding\n" * 600_000)
+    names = {*HOSTILE, "latin1.yaml", "big.yaml"}
+    for name in sorted(names):
+        start = time.perf_counter()
+        compiled = check_file(tmp_path / name)
+        assert time.perf_counter() - start < 2.0, name
+        assert not compiled.ok and compiled.diagnostics[0].severity == "error", name
+
+    result = cnnforge("check", str(tmp_path))
+    assert (result.returncode, result.stderr) == (1, "")
+    lines = result.stdout.splitlines()
+    assert all(": error: " in line for line in lines)
+    assert {Path(line.split(":")[0]).name for line in lines} == names
+    assert f"{tmp_path / 'latin1.yaml'}:1:10: error: not UTF-8 text (byte 0xe9)" in lines
