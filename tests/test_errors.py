@@ -157,6 +157,11 @@ def test_long_unknown_key_is_shortened(check) -> None:
     ],
 )
 def test_wrong_types_are_errors(check, layer: str, key: str, found: str) -> None:
+    assert_one_field_error(check, layer, key, found)
+
+
+def assert_one_field_error(check, layer: str, key: str, found: str) -> None:
+    """The one-layer spec `layer` gives a single error, at `key`, naming the value found."""
     text = HEAD + f"  - {layer}\n"
     (line,) = check(text)
     kind = layer.split(",")[0].removeprefix("{type: ").rstrip("}")
@@ -203,11 +208,7 @@ def test_numbers_as_people_write_them(check) -> None:
     ],
 )
 def test_values_out_of_range_are_errors(check, layer: str, key: str, found: str) -> None:
-    text = HEAD + f"  - {layer}\n"
-    (line,) = check(text)
-    kind = layer.split(",")[0].removeprefix("{type: ").rstrip("}")
-    assert line.startswith(f"{at(text, key + ':')}: error: layer 0 '{kind}0' ({kind}): '{key}': ")
-    assert line.endswith(f"found {found}")
+    assert_one_field_error(check, layer, key, found)
 
 
 @pytest.mark.parametrize("p", ["0", "1", "0.0", "1.0", "0.25"])
