@@ -3,6 +3,7 @@ shape, parameters and MACs, and reporting every problem with its place in the fi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,7 @@ from typing import Literal
 from .diagnostics import Diagnostic, SpecError, has_errors
 from .layers import Checks, Layer, Shape
 from .spec.model import SpecBase
+from .spec.params import Value
 from .spec.read import Loaded, read
 from .spec.source import Source
 
@@ -117,14 +119,15 @@ class _Walk:
         )
 
 
-def check_file(path: str | Path) -> Compiled:
-    """Read, validate and compile a spec file; problems are in `.diagnostics`, never raised."""
-    loaded: Loaded = read(path)
+def check_file(path: str | Path, bindings: Mapping[str, Value] | None = None) -> Compiled:
+    """Read, validate and compile a spec file; problems are in `.diagnostics`, never raised.
+    `bindings` set the spec's declared parameters, e.g. {"classes": 10}."""
+    loaded: Loaded = read(path, bindings)
     if loaded.spec is None:
         return Compiled(loaded.file, None, diagnostics=loaded.diagnostics)
     return compile_spec(loaded.spec, loaded.file, loaded.source)
 
 
-def compile_file(path: str | Path) -> Compiled:
+def compile_file(path: str | Path, bindings: Mapping[str, Value] | None = None) -> Compiled:
     """Like check_file, but raise SpecError when the spec has errors."""
-    return check_file(path).raise_for_errors()
+    return check_file(path, bindings).raise_for_errors()

@@ -20,6 +20,9 @@ class SpecBase(BaseModel):
     """The network's name."""
     description: str | None = None
     """Free text about the network."""
+    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], int | float | bool | str] | None = None
+    """Parameters with their defaults, used anywhere as `${name}` and settable from outside the file
+    (e.g. `params: {classes: 1000}` and `shape: [4096, '${classes}']`)."""
     input: Ints("C", "H", "W", description="One input sample: [C, H, W], positive integers.")
     layers: list[Layer]
     """The layers, applied in order."""

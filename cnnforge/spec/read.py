@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from ..diagnostics import Diagnostic
 from ..layers import LAYERS, suggest
 from ..layers.fields import _found
 from .model import SpecBase, spec_model
+from .params import ParamError, Value, substitute
 from .source import MAX_BYTES, Source, SourceError, parse
 
 MAX_REPORTED = 50  # schema errors listed per file; the rest are counted
@@ -27,34 +29,40 @@ class Loaded:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
-def read(path: str | Path) -> Loaded:
-    """Read and validate the spec file at `path`."""
+def read(path: str | Path, bindings: Mapping[str, Value] | None = None) -> Loaded:
+    """Read and validate the spec file at `path`, with `bindings` for its declared parameters."""
     try:
         with open(path, "rb") as file:
             raw = file.read(MAX_BYTES + 1)  # enough to refuse a huge file without reading all of it
     except OSError as error:
         return Loaded(str(path), diagnostics=[Diagnostic(str(path), f"cannot read file: {error.strerror or error}")])
-    return read_text(raw, str(path))
+    return read_text(raw, str(path), bindings)
 
 
-def read_text(raw: bytes | str, file: str = "<spec>") -> Loaded:
+def read_text(raw: bytes | str, file: str = "<spec>", bindings: Mapping[str, Value] | None = None) -> Loaded:
     """Validate a spec given as YAML text; `file` names it in diagnostics."""
     try:
         source = parse(raw)
     except SourceError as error:
         line, column = error.position or (None, None)
         return Loaded(file, diagnostics=[Diagnostic(file, error.message, line=line, column=column)])
-    return validate(source, file)
+    return validate(source, file, bindings)
 
 
-def validate(source: Source, file: str = "<spec>") -> Loaded:
-    """Validate parsed data against the Spec model of the registered layer kinds."""
+def validate(source: Source, file: str = "<spec>", bindings: Mapping[str, Value] | None = None) -> Loaded:
+    """Validate parsed data, its parameters substituted, against the Spec model of the registered layer kinds."""
     loaded = Loaded(file, source=source)
     if not isinstance(source.data, dict):
         found = "an empty file" if source.data is None else f"{type(source.data).__name__} {_found(source.data)}"
         loaded.diagnostics.append(
             Diagnostic(file, f"a spec is a mapping with keys name, input and layers; found {found}", line=1, column=1)
         )
+        return loaded
+    try:
+        source = loaded.source = substitute(source, bindings)
+    except ParamError as error:
+        line, column = source.where(error.path) or (None, None)
+        loaded.diagnostics.append(Diagnostic(file, error.message, line=line, column=column))
         return loaded
     try:
         loaded.spec = spec_model().model_validate(source.data)

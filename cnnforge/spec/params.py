@@ -1,0 +1,58 @@
+"""Spec parameters: `params: {classes: 1000}` declares one with its default, `${classes}` uses it, and a
+caller (training, or `cnnforge check --set classes=10`) may bind another value from outside the file."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .source import Path, Source
+
+REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+Value = int | float | bool | str
+
+
+class ParamError(Exception):
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.message, self.path = message, path
+
+
+def declared(data: Any) -> dict[str, Any]:
+    """The parameters a spec's data declares, with their defaults."""
+    params = data.get("params") if isinstance(data, dict) else None
+    return dict(params) if isinstance(params, dict) else {}
+
+
+def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> Source:
+    """A copy of `source` with every `${name}` replaced by the bound value, else the declared default.
+
+    >>> from .source import parse
+    >>> substitute(parse("params: {n: 10}\\nlayers: [{shape: [84, '${n}']}]"), {"n": 2}).data["layers"]
+    [{'shape': [84, 2]}]
+    """
+    params = declared(source.data)
+    for name, value in params.items():
+        if not isinstance(value, Value) or value is None:
+            raise ParamError(f"parameter '{name}' must be a number, true/false or a string", ("params", name))
+    for name in bindings or {}:
+        if name not in params:
+            known = ", ".join(params) or "none"
+            raise ParamError(f"cannot set parameter '{name}': the spec declares no such parameter "
+                             f"(declared: {known})", ("params",))
+    values = {**params, **(bindings or {})}
+
+    def replace(value: Any, path: Path) -> Any:
+        if isinstance(value, dict):
+            return {k: replace(v, (*path, k)) if path or k != "params" else v for k, v in value.items()}
+        if isinstance(value, list):
+            return [replace(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and (match := REFERENCE.match(value)):
+            if match[1] not in values:
+                known = ", ".join(values) or "none; declare it under params"
+                raise ParamError(f"unknown parameter '{match[1]}' (declared: {known})", path)
+            return values[match[1]]
+        return value
+
+    return Source(replace(source.data, ()), source.positions)
