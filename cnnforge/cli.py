@@ -56,10 +56,25 @@ def summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hydra_command(name: str, argv: list[str]) -> int:
+    try:
+        if name == "train":
+            from .train import app
+
+            return app.main(argv)
+        from .train import inference
+    except ImportError as error:
+        print(f"cnnforge {name}: needs the train extra (pip install 'cnnforge[train]'): {error}", file=sys.stderr)
+        return 2
+    return inference.main(name, argv)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="cnnforge", description="Convolutional networks described as data.")
     main.add_argument("--version", action="version", version=f"cnnforge {__version__}")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help in HYDRA_COMMANDS.items():
+        commands.add_parser(name, help=help, add_help=False)
 
     sub = commands.add_parser(
         "check",
@@ -89,7 +104,17 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+HYDRA_COMMANDS = {
+    "train": "train a spec (Hydra app: cnnforge train arch=NAME key=value ...; --help lists the options)",
+    "evaluate": "loss, accuracy and confusion matrix of a checkpoint: cnnforge evaluate ckpt=PATH [data=NAME]",
+    "predict": "top-k classes of images: cnnforge predict ckpt=PATH [top_k=3] IMAGE...",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses their command lines itself
+        return _hydra_command(argv[0], argv[1:])
     args = parser().parse_args(argv)
     try:
         return args.run(args)

@@ -39,8 +39,9 @@ def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> S
     for name in bindings or {}:
         if name not in params:
             known = ", ".join(params) or "none"
-            raise ParamError(f"cannot set parameter '{name}': the spec declares no such parameter "
-                             f"(declared: {known})", ("params",))
+            raise ParamError(
+                f"cannot set parameter '{name}': the spec declares no such parameter (declared: {known})", ("params",)
+            )
     values = {**params, **(bindings or {})}
 
     def replace(value: Any, path: Path) -> Any:

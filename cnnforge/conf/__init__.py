@@ -1,0 +1,1 @@
+"""Hydra configs of `cnnforge train`, shipped as package data: one file per option in each group."""

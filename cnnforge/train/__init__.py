@@ -1,0 +1,1 @@
+"""Training: the Hydra app behind `cnnforge train`, and `cnnforge evaluate` / `cnnforge predict`."""

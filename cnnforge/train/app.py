@@ -1,0 +1,206 @@
+"""`cnnforge train`: the Hydra app. Compiles the spec statically and checks it against the data before
+anything is allocated, then trains, writing everything a run produces into its own folder under outputs/."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from ..compiler import Compiled, check_file
+from ..spec.params import declared
+from ..spec.source import SourceError, parse
+from . import archs
+
+log = logging.getLogger("cnnforge.train")
+CONF = Path(__file__).resolve().parent.parent / "conf"
+CLASS_PARAMS = ("classes", "num_classes")  # a spec parameter by one of these names is bound to the data's classes
+
+
+class RunError(Exception):
+    """A problem that stops a run before training: said in a few lines, never as a traceback."""
+
+
+@dataclass
+class Plan:
+    """What a run will train: the compiled spec (its parameters bound), the data, and how batches are
+    prepared; `notes` are the lines to tell the user before training."""
+
+    compiled: Compiled
+    bindings: dict[str, Any]
+    data: Any
+    prepare: Any
+    notes: list[str]
+
+
+def prepare_run(config: DictConfig, data_config_file: str) -> Plan:
+    """Resolve and compile the spec, load the data and reconcile the two; allocate no model yet."""
+    from .data import DataError, Prepare, load
+
+    try:
+        spec_path = archs.resolve(config.arch.spec)
+    except archs.ArchError as error:
+        raise RunError(str(error)) from None
+    compiled = check_file(spec_path)
+    if not compiled.ok:
+        raise RunError("\n".join(str(d) for d in compiled.diagnostics))
+    try:
+        data = load(config.data, tuple(compiled.spec.input))
+    except DataError as error:
+        raise RunError(f"{data_config_file}: {error}") from None
+    notes = list(data.notes)
+    classes = len(data.classes)
+    bound = _class_param(spec_path)
+    bindings = {bound: classes} if bound else {}
+    if bound:
+        compiled = check_file(spec_path, bindings)
+        if not compiled.ok:
+            raise RunError("\n".join(str(d) for d in compiled.diagnostics))
+        notes.append(f"{spec_path.name}: parameter {bound} bound to {classes} ({data.name} has {classes} classes)")
+    if compiled.output != (classes,):
+        hint = (
+            f"make the last layer give {classes} features, or declare `params: {{classes: {classes}}}` and "
+            "use '${classes}' there so cnnforge binds it to the data"
+        )
+        raise RunError(
+            f"{spec_path}: the network's output is {list(compiled.output)} but {data_config_file} "
+            f"({data.name}) has {classes} classes; {hint}"
+        )
+    try:
+        prepare = Prepare(data.shape, tuple(compiled.spec.input), data.scale)
+    except DataError as error:
+        raise RunError(f"{spec_path} and {data_config_file}: {error}") from None
+    if line := prepare.describe():
+        notes.append(f"{data.name}: {line}")
+    notes += [str(warning) for warning in compiled.diagnostics]
+    return Plan(compiled, bindings, data, prepare, notes)
+
+
+def _class_param(spec_path: Path) -> str | None:
+    try:
+        params = declared(parse(spec_path.read_bytes()).data)
+    except (OSError, SourceError):
+        return None
+    return next((name for name in CLASS_PARAMS if name in params), None)
+
+
+def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
+    """One training run into `run_dir`; returns the best validation accuracy."""
+    import torch
+
+    from ..builder import build
+    from ..summary import as_table
+    from .checkpoint import CheckpointError, load
+    from .loop import Interrupted, NonFiniteLoss, Trainer, pick_device
+
+    plan = prepare_run(config, data_config_file)
+    compiled, data, prepare = plan.compiled, plan.data, plan.prepare
+    for note in plan.notes:
+        log.info(note)
+    summary = as_table(compiled)
+    (run_dir / "summary.txt").write_text(summary + "\n")
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+    log.info("run folder: %s", run_dir)
+    log.info("model:\n%s", summary)
+
+    torch.manual_seed(config.trainer.seed)
+    device = pick_device(config.trainer.device)
+    prepare.fit(data.train)
+    spec_file = Path(compiled.file)
+    meta = {
+        "spec": {
+            "name": compiled.spec.name,
+            "file": str(spec_file),
+            "text": spec_file.read_text(),
+            "bindings": plan.bindings,
+        },
+        "config": OmegaConf.to_container(config, resolve=True),
+        "data": {"name": data.name, "classes": data.classes},
+        "prepare": prepare.state(),
+    }
+    trainer = Trainer(config, build(compiled), data, prepare, device, run_dir, meta)
+    if config.trainer.resume:
+        try:
+            trainer.restore(load(config.trainer.resume))
+        except CheckpointError as error:
+            raise RunError(str(error)) from None
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise RunError(f"{config.trainer.resume}: does not fit this run's model or optimizer ({error})") from None
+        log.info(
+            "resumed from %s at epoch %d, step %d",
+            config.trainer.resume,
+            trainer.progress.epoch + 1,
+            trainer.progress.step,
+        )
+    log.info(
+        "training on %s (%s), %d train / %d validation samples",
+        device,
+        config.trainer.precision,
+        len(data.train),
+        len(data.val),
+    )
+    try:
+        best = trainer.fit()
+    except NonFiniteLoss as error:
+        raise RunError(str(error)) from None
+    except Interrupted as stop:
+        log.warning("stopped at epoch %d, step %d; saved %s", stop.epoch + 1, stop.step, stop.path)
+        log.warning("continue with: cnnforge train %s trainer.resume=%s", " ".join(_overrides()), stop.path)
+        raise SystemExit(130) from None
+    log.info("best validation accuracy %.4f; outputs in %s", best, run_dir)
+    return best
+
+
+def _overrides() -> list[str]:
+    try:
+        return [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")]
+    except ValueError:
+        return []
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="config")
+def train(config: DictConfig) -> float:
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+    data_file = str(CONF / "data" / f"{hydra_config.runtime.choices.get('data')}.yaml")
+    try:
+        return run(config, run_dir, data_file)
+    except RunError as error:
+        for line in str(error).splitlines():
+            log.error(line)
+        raise SystemExit(1) from None
+
+
+def register_archs(argv: list[str]) -> list[str]:
+    """Make every `arch=` value a Hydra option: ./architectures/*.yaml names and paths to spec files
+    become options of the `arch` group. Returns argv with paths replaced by their option names."""
+    store = ConfigStore.instance()
+    packaged = {p.stem for p in (CONF / "arch").glob("*.yaml")}
+    result = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if key.lstrip("+") != "arch" or not eq or "(" in value:
+            result.append(arg)
+            continue
+        names = []
+        for choice in value.split(","):
+            name = archs.option_name(choice)
+            if choice not in packaged:
+                store.store(group="arch", name=name, node={"name": name, "spec": choice})
+            names.append(name)
+        result.append(f"{key}={','.join(names)}")
+    return result
+
+
+def main(argv: list[str]) -> int:
+    """Run the Hydra app with `argv` as its command line (`cnnforge train ARGS...`)."""
+    sys.argv = ["cnnforge train", *register_archs(argv)]
+    train()
+    return 0

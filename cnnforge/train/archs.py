@@ -1,0 +1,47 @@
+"""Which spec file `arch=...` means: a path, ./architectures/NAME.yaml, or a spec shipped with cnnforge.
+Pure Python: no torch, no Hydra."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+SHIPPED = Path(__file__).resolve().parent.parent / "architectures"
+
+
+class ArchError(Exception):
+    """An `arch=` value that names no spec file."""
+
+
+def shipped() -> dict[str, Path]:
+    """The specs that ship with cnnforge, by name."""
+    return {path.stem: path for path in sorted(SHIPPED.glob("*.yaml"))}
+
+
+def looks_like_path(value: str) -> bool:
+    return value.endswith((".yaml", ".yml")) or "/" in value or "\\" in value
+
+
+def resolve(value: str, cwd: Path | None = None) -> Path:
+    """The spec file for `arch=value`: a path as given, else ./architectures/NAME.yaml, else a shipped spec."""
+    cwd = cwd or Path.cwd()
+    if looks_like_path(value):
+        path = cwd / Path(value).expanduser()
+        if path.is_file():
+            return path
+        raise ArchError(f"arch={value}: no such file ({path})")
+    for local in (cwd / "architectures" / f"{value}.yaml", cwd / "architectures" / f"{value}.yml"):
+        if local.is_file():
+            return local
+    if value in shipped():
+        return shipped()[value]
+    raise ArchError(
+        f"arch={value}: no ./architectures/{value}.yaml here and no shipped spec of that name "
+        f"(shipped: {', '.join(shipped())}); or give a path: arch=path/to/spec.yaml"
+    )
+
+
+def option_name(value: str) -> str:
+    """A Hydra config-group option name for an `arch=` value: a path becomes its file's stem."""
+    stem = Path(value).stem if looks_like_path(value) else value
+    return re.sub(r"[^A-Za-z0-9_-]", "_", stem) or "spec"

@@ -1,0 +1,226 @@
+"""Data for training. In-memory data sets are served as whole batches of tensors (index a tensor, not a
+Python object per sample); each data config names a loader registered here or in vision.py."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+DIGITS = Path(__file__).resolve().parent.parent / "data" / "digits.csv.gz"
+LUMA = (0.299, 0.587, 0.114)  # RGB -> gray, as PIL's convert("L")
+
+
+class DataError(Exception):
+    """A data config that cannot be served: missing files, bad sizes, and the like."""
+
+
+class Split(Protocol):
+    """Samples served in batches: `shape` is one sample's [C, H, W], values in [0, scale]."""
+
+    shape: tuple[int, int, int]
+
+    def __len__(self) -> int: ...
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None, skip: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+@dataclass
+class TensorSplit:
+    """A split held in memory as two tensors: x [N, C, H, W] and integer labels y [N]."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.x.shape[1:])  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: torch.device) -> TensorSplit:
+        return TensorSplit(self.x.to(device), self.y.to(device))
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None, skip: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches in order, or shuffled by `generator`; the first `skip` batches are left out."""
+        order = None if generator is None else torch.randperm(len(self), generator=generator).to(self.y.device)
+        for start in range(skip * batch_size, len(self), batch_size):
+            index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+            yield self.x[index], self.y[index]
+
+
+@dataclass
+class Data:
+    """A data set ready to train on: its splits, class names, and the value of a white pixel."""
+
+    name: str
+    classes: list[str]
+    train: Split
+    val: Split
+    scale: float = 1.0  # raw value of full intensity: 16 for digits, 255 for 8-bit images
+    notes: list[str] = field(default_factory=list)  # what the loader did, said once before training
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.train.shape
+
+
+Loader = Callable[[Any, tuple[int, int, int]], Data]
+LOADERS: dict[str, Loader] = {}
+
+
+def loader(name: str) -> Callable[[Loader], Loader]:
+    """Register a function (data config, the spec's [C, H, W]) -> Data under a data config's `name`."""
+
+    def add(function: Loader) -> Loader:
+        LOADERS[name] = function
+        return function
+
+    return add
+
+
+def load(config: Any, spec_input: tuple[int, int, int]) -> Data:
+    """The data set a data config describes."""
+    if config.name not in LOADERS:
+        from . import vision  # noqa: F401  (registers the torchvision data sets)
+    if config.name not in LOADERS:
+        raise DataError(f"data.name={config.name}: no such data set (known: {', '.join(sorted(LOADERS))})")
+    return LOADERS[config.name](config, spec_input)
+
+
+def stratified_split(y: torch.Tensor, val_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and validation indices holding `val_fraction` of each class out; the same for a given seed."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction must be between 0 and 1, found {val_fraction}")
+    generator = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for label in torch.unique(y):
+        members = torch.nonzero(y == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        cut = round(len(members) * val_fraction)
+        val.append(members[:cut])
+        train.append(members[cut:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+@loader("digits")
+def digits(config: Any, spec_input: tuple[int, int, int]) -> Data:
+    """UCI optical digits, shipped with cnnforge: 1,797 8x8 images with pixel values 0..16."""
+    with gzip.open(DIGITS, "rt") as file:
+        rows = [[int(v) for v in row] for row in csv.reader(file)]
+    table = torch.tensor(rows, dtype=torch.uint8)  # [1797, 65]: 64 pixels, then the label
+    x, y = table[:, :64].reshape(-1, 1, 8, 8), table[:, 64].long()
+    train, val = stratified_split(y, config.val_fraction)
+    return Data(
+        "digits", [str(d) for d in range(10)], TensorSplit(x[train], y[train]), TensorSplit(x[val], y[val]), scale=16.0
+    )
+
+
+@loader("synthetic")
+def synthetic(config: Any, spec_input: tuple[int, int, int]) -> Data:
+    """Uniform random images and labels, of the spec's input shape unless `shape` is given."""
+    shape = tuple(config.shape) if config.shape else spec_input
+    if len(shape) != 3 or min(shape) < 1 or config.classes < 1:
+        raise DataError(f"synthetic data needs shape [C, H, W] and classes >= 1, found {list(shape)}, {config.classes}")
+    generator = torch.Generator().manual_seed(config.seed)
+
+    def split(n: int) -> TensorSplit:
+        return TensorSplit(
+            torch.rand(n, *shape, generator=generator), torch.randint(config.classes, (n,), generator=generator)
+        )
+
+    return Data("synthetic", [str(c) for c in range(config.classes)], split(config.train_size), split(config.val_size))
+
+
+class Prepare:
+    """Turns a raw batch into the spec's input: scale to [0, 1], match channels and size, normalise.
+
+    The mean and standard deviation per channel come from the training split, so a checkpoint can
+    prepare images the same way at prediction time.
+    """
+
+    def __init__(
+        self,
+        source: tuple[int, int, int],
+        target: tuple[int, int, int],
+        scale: float,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+    ) -> None:
+        self.source, self.target, self.scale = tuple(source), tuple(target), scale
+        if self.source[0] != self.target[0] and (self.source[0], self.target[0]) not in ((1, 3), (3, 1)):
+            raise DataError(
+                f"the data has {self.source[0]}-channel samples {list(self.source)} but the spec "
+                f"takes {self.target[0]} channels {list(self.target)}; cnnforge converts only "
+                "between grayscale (1) and colour (3)"
+            )
+        self.mean = torch.tensor(mean or [0.0] * target[0]).view(1, -1, 1, 1)
+        self.std = torch.tensor(std or [1.0] * target[0]).view(1, -1, 1, 1)
+
+    def fit(self, split: Split, limit: int = 4096) -> Prepare:
+        """Set the mean and standard deviation per channel from (up to `limit` samples of) `split`."""
+        x = torch.cat([x for x, _ in _take(split, limit)])
+        x = self.adapt(x.float() / self.scale)
+        self.mean = x.mean(dim=(0, 2, 3), keepdim=True).cpu()
+        self.std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6).cpu()
+        return self
+
+    def adapt(self, x: torch.Tensor) -> torch.Tensor:
+        """Match the spec's channels and size; [N, c, h, w] -> [N, C, H, W]."""
+        c, h, w = self.target
+        if x.shape[1] == 1 and c == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] == 3 and c == 1:
+            x = (x * torch.tensor(LUMA, device=x.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+        if tuple(x.shape[2:]) != (h, w):
+            smaller = h < x.shape[2] or w < x.shape[3]
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=smaller)
+        return x
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.adapt(x.float() / self.scale)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def describe(self) -> str | None:
+        """One line on what is converted, or None when the data already matches the spec."""
+        if self.source == self.target:
+            return None
+        changes = []
+        if self.source[0] != self.target[0]:
+            changes.append("grayscale copied to 3 channels" if self.target[0] == 3 else "colour turned to grayscale")
+        if self.source[1:] != self.target[1:]:
+            changes.append(f"resized {self.source[1]}x{self.source[2]} -> {self.target[1]}x{self.target[2]} (bilinear)")
+        return f"samples {list(self.source)} -> the spec's input {list(self.target)}: {', '.join(changes)}"
+
+    def state(self) -> dict:
+        return {
+            "source": list(self.source),
+            "target": list(self.target),
+            "scale": self.scale,
+            "mean": self.mean.flatten().tolist(),
+            "std": self.std.flatten().tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> Prepare:
+        return cls(state["source"], state["target"], state["scale"], state["mean"], state["std"])
+
+
+def _take(split: Split, limit: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    seen = 0
+    for x, y in split.batches(min(limit, 256)):
+        yield x, y
+        seen += len(y)
+        if seen >= limit:
+            return

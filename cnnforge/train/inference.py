@@ -1,0 +1,147 @@
+"""`cnnforge evaluate` and `cnnforge predict`: a trained checkpoint on a data set, or on image files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from ..builder import build
+from ..compiler import compile_spec
+from ..spec import read_text
+from . import checkpoint
+from .data import DataError, Prepare, load
+from .loop import evaluate, pick_device
+
+
+class UsageError(Exception):
+    """A command line that cannot be run."""
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, Prepare, dict[str, Any]]:
+    """The trained model in a checkpoint, rebuilt from the spec text stored in it, and how it prepares input."""
+    state = checkpoint.load(path)
+    spec = state["spec"]
+    loaded = read_text(spec["text"], spec["file"], spec["bindings"])
+    if loaded.spec is None:
+        raise checkpoint.CheckpointError("\n".join(str(d) for d in loaded.diagnostics))
+    model = build(compile_spec(loaded.spec, loaded.file, loaded.source))
+    model.load_state_dict(state["model"])
+    return model.eval(), Prepare.from_state(state["prepare"]), state
+
+
+def _split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    options, rest = {}, []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and not Path(arg).exists():
+            options[key] = value
+        else:
+            rest.append(arg)
+    return options, rest
+
+
+def evaluate_command(argv: list[str]) -> int:
+    """cnnforge evaluate ckpt=PATH [data=NAME] [data.KEY=VALUE ...] [split=val|train] [device=auto]"""
+    options, rest = _split_args(argv)
+    if "ckpt" not in options or rest:
+        raise UsageError(
+            "usage: cnnforge evaluate ckpt=PATH [data=NAME] [data.KEY=VALUE ...] [split=val|train] "
+            "[device=auto|cpu|cuda|mps] [batch_size=N]"
+        )
+    model, prepare, state = load_model(options.pop("ckpt"))
+    data_config = _data_config(state, [f"{k}={v}" for k, v in options.items() if k.split(".")[0] == "data"])
+    data = load(data_config, tuple(prepare.target))
+    if data.classes != state["data"]["classes"]:
+        raise UsageError(
+            f"data {data.name} has classes {data.classes}, but the model was trained on "
+            f"{state['data']['name']} with classes {state['data']['classes']}"
+        )
+    if tuple(data.shape) != tuple(prepare.source):
+        prepare = Prepare(
+            data.shape, prepare.target, data.scale, prepare.mean.flatten().tolist(), prepare.std.flatten().tolist()
+        )
+    device = pick_device(options.get("device", "auto"))
+    split = {"val": data.val, "train": data.train}[options.get("split", "val")]
+    batch = int(options.get("batch_size", 256))
+    batches = ((x.to(device), y.to(device)) for x, y in split.batches(batch))
+    loss, accuracy, confusion = evaluate(model.to(device), batches, prepare, len(data.classes))
+    print(
+        f"{state['spec']['name']} on {data.name} ({options.get('split', 'val')}, {len(split)} samples): "
+        f"loss {loss:.4f}, accuracy {accuracy:.4f}"
+    )
+    print(confusion_table(confusion, data.classes))
+    return 0
+
+
+def _data_config(state: dict, overrides: list[str]) -> Any:
+    """The checkpoint's data config, or the one `data=NAME` and `data.KEY=VALUE` overrides compose."""
+    if not any(o.startswith("data=") for o in overrides):
+        config = OmegaConf.create(state["config"]["data"])
+        for override in overrides:
+            key, _, value = override.partition("=")
+            OmegaConf.update(config, key.removeprefix("data."), OmegaConf.create({"v": value}).v if value else None)
+        return config
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("cnnforge.conf", version_base=None):
+        return compose("config", overrides=overrides).data
+
+
+def confusion_table(confusion: torch.Tensor, classes: list[str]) -> str:
+    """Rows: true class; columns: predicted class."""
+    width = max(len(str(int(confusion.max()))), *(len(c) for c in classes), 4)
+    head = "true\\pred".ljust(10) + " ".join(c.rjust(width) for c in classes)
+    rows = [
+        c.ljust(10) + " ".join(str(int(v)).rjust(width) for v in row) for c, row in zip(classes, confusion, strict=True)
+    ]
+    return "\n".join([head, *rows])
+
+
+def predict_command(argv: list[str]) -> int:
+    """cnnforge predict ckpt=PATH [top_k=3] [device=auto] IMAGE..."""
+    options, images = _split_args(argv)
+    if "ckpt" not in options or not images:
+        raise UsageError("usage: cnnforge predict ckpt=PATH [top_k=3] [device=auto|cpu|cuda|mps] IMAGE...")
+    from PIL import Image, UnidentifiedImageError
+
+    model, prepare, state = load_model(options["ckpt"])
+    classes = state["data"]["classes"]
+    k = min(int(options.get("top_k", 3)), len(classes))
+    device = pick_device(options.get("device", "auto"))
+    model = model.to(device)
+    channels = prepare.source[0]
+    status = 0
+    for name in images:
+        try:
+            with Image.open(name) as image:
+                pixels = image.convert("L" if channels == 1 else "RGB")
+                x = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
+                x = x.view(pixels.height, pixels.width, -1).permute(2, 0, 1)[None]  # [1, C, H, W]
+        except (OSError, UnidentifiedImageError) as error:
+            print(f"{name}: error: cannot read image: {error}", file=sys.stderr)
+            status = 1
+            continue
+        image_prepare = Prepare(
+            tuple(x.shape[1:]), prepare.target, 255.0, prepare.mean.flatten().tolist(), prepare.std.flatten().tolist()
+        )
+        with torch.no_grad():
+            p = model(image_prepare(x.to(device))).softmax(dim=1)[0].cpu()
+        top = p.topk(k)
+        print(f"{name}: " + ", ".join(f"{classes[i]} ({v:.3f})" for v, i in zip(top.values, top.indices, strict=True)))
+    return status
+
+
+def main(command: str, argv: list[str]) -> int:
+    run = {"evaluate": evaluate_command, "predict": predict_command}[command]
+    try:
+        return run(argv)
+    except UsageError as error:
+        print(f"cnnforge {command}: {error}", file=sys.stderr)
+        return 2
+    except (checkpoint.CheckpointError, DataError) as error:
+        print(f"cnnforge {command}: error: {error}", file=sys.stderr)
+        return 1
