@@ -31,7 +31,7 @@ def check(args: argparse.Namespace) -> int:
             print(Diagnostic(name, f"no {' or '.join('*' + s for s in SPEC_SUFFIXES)} files in this folder"))
             failed = True
         for path in files:
-            compiled = check_file(path)
+            compiled = check_file(path, args.set)
             for diagnostic in compiled.diagnostics:
                 print(diagnostic)
             failed |= not compiled.ok
@@ -47,7 +47,7 @@ def summary(args: argparse.Namespace) -> int:
     from .compiler import check_file
     from .summary import as_json, as_table
 
-    compiled = check_file(args.file)
+    compiled = check_file(args.file, args.set)
     for diagnostic in compiled.diagnostics:
         print(diagnostic, file=sys.stderr)
     if not compiled.ok:
@@ -69,6 +69,33 @@ def _hydra_command(name: str, argv: list[str]) -> int:
     return inference.main(name, argv)
 
 
+def _binding(text: str) -> tuple[str, object]:
+    """NAME=VALUE, the value read as a YAML scalar: `classes=10` binds the integer 10."""
+    from .spec.source import SourceError, parse
+
+    name, eq, value = text.partition("=")
+    if not eq or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, found {text!r}")
+    try:
+        parsed = parse(value).data
+    except SourceError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error.message}") from None
+    if isinstance(parsed, (dict, list)) or parsed is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value must be a number, true/false or a word")
+    return name, parsed
+
+
+def _add_set(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        type=_binding,
+        action="append",
+        default=[],
+        help="set a parameter the spec declares under `params`, e.g. --set classes=10 (repeatable)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="cnnforge", description="Convolutional networks described as data.")
     main.add_argument("--version", action="version", version=f"cnnforge {__version__}")
@@ -85,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("files", nargs="+", metavar="FILE", help="spec files, or folders to search for *.yaml/*.yml")
     sub.add_argument("-q", "--quiet", action="store_true", help="print only problems, not a line per good file")
+    _add_set(sub)
     sub.set_defaults(run=check)
 
     sub = commands.add_parser(
@@ -94,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("file", metavar="FILE", help="a spec file")
     sub.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_set(sub)
     sub.add_argument(
         "--macs",
         choices=["cnnforge", "torchinfo"],
@@ -116,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses their command lines itself
         return _hydra_command(argv[0], argv[1:])
     args = parser().parse_args(argv)
+    args.set = dict(args.set)
     try:
         return args.run(args)
     except BrokenPipeError:  # `cnnforge summary ... | head`
