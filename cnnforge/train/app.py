@@ -4,6 +4,7 @@ anything is allocated, then trains, writing everything a run produces into its o
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +99,13 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     from ..builder import build
     from ..summary import as_table
     from .checkpoint import CheckpointError, load
-    from .loop import Interrupted, NonFiniteLoss, Trainer, pick_device
+    from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, pick_device
 
     plan = prepare_run(config, data_config_file)
+    try:
+        device = pick_device(config.trainer.device)
+    except DeviceError as error:
+        raise RunError(f"trainer.device={error}") from None
     compiled, data, prepare = plan.compiled, plan.data, plan.prepare
     for note in plan.notes:
         log.info(note)
@@ -111,7 +116,6 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     log.info("model:\n%s", summary)
 
     torch.manual_seed(config.trainer.seed)
-    device = pick_device(config.trainer.device)
     prepare.fit(data.train)
     spec_file = Path(compiled.file)
     meta = {
@@ -152,17 +156,29 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
         raise RunError(str(error)) from None
     except Interrupted as stop:
         log.warning("stopped at epoch %d, step %d; saved %s", stop.epoch + 1, stop.step, stop.path)
-        log.warning("continue with: cnnforge train %s trainer.resume=%s", " ".join(_overrides()), stop.path)
+        resume = shlex.quote(f"trainer.resume={stop.path}")
+        log.warning("continue with: cnnforge train %s", " ".join([*_overrides(config), resume]))
         raise SystemExit(130) from None
     log.info("best validation accuracy %.4f; outputs in %s", best, run_dir)
     return best
 
 
-def _overrides() -> list[str]:
+def _overrides(config: DictConfig) -> list[str]:
+    """This run's command-line overrides, quoted for a shell, with `arch=` as the user wrote it (register_archs
+    turned a path into an option name)."""
     try:
-        return [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")]
+        overrides = HydraConfig.get().overrides.task
     except ValueError:
         return []
+    result = []
+    for override in overrides:
+        key, _, _ = override.partition("=")
+        if key == "trainer.resume":
+            continue
+        if key.lstrip("+") == "arch":
+            override = f"{key}={config.arch.spec}"
+        result.append(shlex.quote(override))
+    return result
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
@@ -180,9 +196,13 @@ def train(config: DictConfig) -> float:
 
 def register_archs(argv: list[str]) -> list[str]:
     """Make every `arch=` value a Hydra option: ./architectures/*.yaml names and paths to spec files
-    become options of the `arch` group. Returns argv with paths replaced by their option names."""
+    become options of the `arch` group. Returns argv with paths replaced by their option names.
+
+    A packaged option outranks a stored one of the same name, and two paths may share a file name, so each
+    value gets an option name of its own (`lenet_2` for my/lenet.yaml); `arch.name` stays the file's stem."""
     store = ConfigStore.instance()
     packaged = {p.stem for p in (CONF / "arch").glob("*.yaml")}
+    taken: dict[str, str] = {}  # option name -> the arch= value it stands for
     result = []
     for arg in argv:
         key, eq, value = arg.partition("=")
@@ -191,9 +211,16 @@ def register_archs(argv: list[str]) -> list[str]:
             continue
         names = []
         for choice in value.split(","):
-            name = archs.option_name(choice)
-            if choice not in packaged:
-                store.store(group="arch", name=name, node={"name": name, "spec": choice})
+            if choice in packaged:
+                names.append(choice)
+                continue
+            stem = name = archs.option_name(choice)
+            number = 1
+            while name in packaged or taken.get(name, choice) != choice:
+                number += 1
+                name = f"{stem}_{number}"
+            taken[name] = choice
+            store.store(group="arch", name=name, node={"name": stem, "spec": choice})
             names.append(name)
         result.append(f"{key}={','.join(names)}")
     return result

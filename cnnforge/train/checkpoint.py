@@ -32,12 +32,13 @@ class CheckpointError(Exception):
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by `save`, loaded on the CPU."""
+    """A checkpoint written by `save`, loaded on the CPU. Only tensors and plain Python values are read (torch's
+    weights_only unpickler), so a checkpoint from elsewhere cannot run code."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -218,8 +218,11 @@ class Prepare:
 
 
 def _take(split: Split, limit: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of about `limit` samples: all of `split`, or a fixed random draw when it is larger (a data set
+    stored class by class, as ImageFolder's is, would otherwise be measured on its first classes only)."""
+    generator = torch.Generator().manual_seed(0) if len(split) > limit else None
     seen = 0
-    for x, y in split.batches(min(limit, 256)):
+    for x, y in split.batches(min(limit, 256), generator):
         yield x, y
         seen += len(y)
         if seen >= limit:

@@ -14,7 +14,7 @@ from ..compiler import compile_spec
 from ..spec import read_text
 from . import checkpoint
 from .data import DataError, Prepare, load
-from .loop import evaluate, pick_device
+from .loop import DeviceError, evaluate, pick_device
 
 
 class UsageError(Exception):
@@ -33,25 +33,49 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, Prepare, dict[str, An
     return model.eval(), Prepare.from_state(state["prepare"]), state
 
 
-def _split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+def _split_args(argv: list[str], known: tuple[str, ...], usage: str) -> tuple[dict[str, str], list[str]]:
+    """KEY=VALUE options (`known` keys, and data.KEY when "data" is known) apart from the other arguments."""
     options, rest = {}, []
     for arg in argv:
         key, eq, value = arg.partition("=")
         if eq and not Path(arg).exists():
+            if key not in known and not ("data" in known and key.startswith("data.")):
+                raise UsageError(f"unknown option {key!r} (options: {', '.join(known)})\n{usage}")
             options[key] = value
         else:
             rest.append(arg)
     return options, rest
 
 
+def _count(options: dict[str, str], key: str, default: int, usage: str) -> int:
+    """The positive integer option `key`."""
+    value = options.get(key, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{key}={value}: needs a positive whole number\n{usage}")
+    return int(value)
+
+
+def _device(options: dict[str, str], usage: str) -> torch.device:
+    try:
+        return pick_device(options.get("device", "auto"))
+    except DeviceError as error:
+        raise UsageError(f"device={error}\n{usage}") from None
+
+
 def evaluate_command(argv: list[str]) -> int:
     """cnnforge evaluate ckpt=PATH [data=NAME] [data.KEY=VALUE ...] [split=val|train] [device=auto]"""
-    options, rest = _split_args(argv)
+    usage = (
+        "usage: cnnforge evaluate ckpt=PATH [data=NAME] [data.KEY=VALUE ...] [split=val|train] "
+        "[device=auto|cpu|cuda|mps] [batch_size=N]"
+    )
+    options, rest = _split_args(argv, ("ckpt", "data", "split", "device", "batch_size"), usage)
     if "ckpt" not in options or rest:
-        raise UsageError(
-            "usage: cnnforge evaluate ckpt=PATH [data=NAME] [data.KEY=VALUE ...] [split=val|train] "
-            "[device=auto|cpu|cuda|mps] [batch_size=N]"
-        )
+        raise UsageError(usage)
+    split_name = options.get("split", "val")
+    if split_name not in ("val", "train"):
+        raise UsageError(f"split={split_name}: needs val or train\n{usage}")
+    batch = _count(options, "batch_size", 256, usage)
+    device = _device(options, usage)
     model, prepare, state = load_model(options.pop("ckpt"))
     data_config = _data_config(state, [f"{k}={v}" for k, v in options.items() if k.split(".")[0] == "data"])
     data = load(data_config, tuple(prepare.target))
@@ -64,13 +88,11 @@ def evaluate_command(argv: list[str]) -> int:
         prepare = Prepare(
             data.shape, prepare.target, data.scale, prepare.mean.flatten().tolist(), prepare.std.flatten().tolist()
         )
-    device = pick_device(options.get("device", "auto"))
-    split = {"val": data.val, "train": data.train}[options.get("split", "val")]
-    batch = int(options.get("batch_size", 256))
+    split = {"val": data.val, "train": data.train}[split_name]
     batches = ((x.to(device), y.to(device)) for x, y in split.batches(batch))
     loss, accuracy, confusion = evaluate(model.to(device), batches, prepare, len(data.classes))
     print(
-        f"{state['spec']['name']} on {data.name} ({options.get('split', 'val')}, {len(split)} samples): "
+        f"{state['spec']['name']} on {data.name} ({split_name}, {len(split)} samples): "
         f"loss {loss:.4f}, accuracy {accuracy:.4f}"
     )
     print(confusion_table(confusion, data.classes))
@@ -103,15 +125,17 @@ def confusion_table(confusion: torch.Tensor, classes: list[str]) -> str:
 
 def predict_command(argv: list[str]) -> int:
     """cnnforge predict ckpt=PATH [top_k=3] [device=auto] IMAGE..."""
-    options, images = _split_args(argv)
+    usage = "usage: cnnforge predict ckpt=PATH [top_k=3] [device=auto|cpu|cuda|mps] IMAGE..."
+    options, images = _split_args(argv, ("ckpt", "top_k", "device"), usage)
     if "ckpt" not in options or not images:
-        raise UsageError("usage: cnnforge predict ckpt=PATH [top_k=3] [device=auto|cpu|cuda|mps] IMAGE...")
+        raise UsageError(usage)
+    top_k = _count(options, "top_k", 3, usage)
+    device = _device(options, usage)
     from PIL import Image, UnidentifiedImageError
 
     model, prepare, state = load_model(options["ckpt"])
     classes = state["data"]["classes"]
-    k = min(int(options.get("top_k", 3)), len(classes))
-    device = pick_device(options.get("device", "auto"))
+    k = min(top_k, len(classes))
     model = model.to(device)
     channels = prepare.source[0]
     status = 0

@@ -55,15 +55,23 @@ class Progress:
     best: float = -1.0
 
 
+class DeviceError(Exception):
+    """A device that is not a device name, or that this machine does not have."""
+
+
 def pick_device(name: str) -> torch.device:
-    """`auto` is the first of cuda, mps and cpu that is available."""
+    """`auto` is the first of cuda, mps and cpu that is available; any other name must be available here."""
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"{name}: not a device (auto, cpu, cuda, cuda:N or mps)") from None
+    count = {"cpu": 1, "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0, "mps": int(mps)}
+    if count.get(device.type, 1) <= (device.index or 0):
+        raise DeviceError(f"{name}: this machine has no such device (auto picks what it has)")
+    return device
 
 
 class Trainer:

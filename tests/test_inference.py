@@ -1,0 +1,217 @@
+"""`cnnforge evaluate` and `cnnforge predict` on a checkpoint of a short digits run."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from train_helpers import Run, app_folder, train, write_spec
+
+from cnnforge.cli import main
+from cnnforge.train.data import load
+from cnnforge.train.inference import load_model
+
+DIGITS_VAL = 359
+
+
+@dataclass
+class Output:
+    code: int
+    out: str
+    err: str
+
+
+def cnnforge(capsys: pytest.CaptureFixture, *args: str) -> Output:
+    """The CLI in this process."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return Output(code, out, err)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    folder = tmp_path_factory.mktemp("inference")
+    write_spec(folder)
+    with app_folder(folder):
+        run = train("arch=tiny.yaml", "trainer.epochs=2", "trainer.batch_size=32", "optim.lr=0.1")
+        assert run.code == 0, run.output
+        yield run
+
+
+def parse_evaluate(out: str) -> tuple[str, int, float, float, torch.Tensor]:
+    """(split, samples, loss, accuracy, confusion matrix) from evaluate's output."""
+    head, *table = out.splitlines()
+    match = re.fullmatch(r"tiny on digits \((\w+), (\d+) samples\): loss ([\d.]+), accuracy ([\d.]+)", head)
+    assert match, head
+    assert table[0].split() == ["true\\pred", *[str(d) for d in range(10)]]
+    rows = [line.split() for line in table[1:]]
+    assert [row[0] for row in rows] == [str(d) for d in range(10)]
+    confusion = torch.tensor([[int(v) for v in row[1:]] for row in rows])
+    return match[1], int(match[2]), float(match[3]), float(match[4]), confusion
+
+
+def validation_labels() -> torch.Tensor:
+    data = load(OmegaConf.create({"name": "digits", "val_fraction": 0.2}), (1, 8, 8))
+    return torch.cat([y for _, y in data.val.batches(1000)])
+
+
+@pytest.mark.parametrize("which", ["last", "best"])
+def test_evaluate_matches_the_runs_validation(trained: Run, which: str, capsys: pytest.CaptureFixture) -> None:
+    result = cnnforge(capsys, "evaluate", f"ckpt={trained.folder / f'{which}.pt'}", "device=cpu")
+    assert result.code == 0, result.err
+    split, samples, loss, accuracy, confusion = parse_evaluate(result.out)
+    rows = trained.rows()
+    row = rows[-1] if which == "last" else max(rows, key=lambda r: float(r["val_acc"]))
+    assert (split, samples) == ("val", DIGITS_VAL)
+    assert loss == pytest.approx(float(row["val_loss"]), abs=6e-5)  # printed to 4 decimals
+    assert accuracy == pytest.approx(float(row["val_acc"]), abs=6e-5)
+    assert confusion.shape == (10, 10)
+    assert int(confusion.sum()) == DIGITS_VAL
+    assert int(confusion.trace()) / DIGITS_VAL == pytest.approx(accuracy, abs=6e-5)
+    # rows are the true classes
+    assert confusion.sum(dim=1).tolist() == torch.bincount(validation_labels(), minlength=10).tolist()
+
+
+def test_evaluate_the_training_split(trained: Run, capsys: pytest.CaptureFixture) -> None:
+    result = cnnforge(capsys, "evaluate", f"ckpt={trained.folder / 'last.pt'}", "split=train", "batch_size=100")
+    assert result.code == 0, result.err
+    split, samples, _, accuracy, confusion = parse_evaluate(result.out)
+    assert (split, samples, int(confusion.sum())) == ("train", 1438, 1438)
+    assert 0.5 < accuracy <= 1
+
+
+def test_evaluate_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    result = cnnforge(capsys, "evaluate", f"ckpt={tmp_path / 'none.pt'}")
+    assert result.code == 1
+    assert result.err == f"cnnforge evaluate: error: {tmp_path / 'none.pt'}: no such checkpoint file\n"
+    assert result.out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ((), ""),
+        (("split=val",), ""),
+        (("ckpt=x.pt", "stray"), ""),
+        (("ckpt=x.pt", "splitt=train"), "unknown option 'splitt' (options: ckpt, data, split, device, batch_size)"),
+        (("ckpt=x.pt", "split=test"), "split=test: needs val or train"),
+        (("ckpt=x.pt", "batch_size=0"), "batch_size=0: needs a positive whole number"),
+        (("ckpt=x.pt", "batch_size=many"), "batch_size=many: needs a positive whole number"),
+        (("ckpt=x.pt", "device=gpu"), "device=gpu: not a device (auto, cpu, cuda, cuda:N or mps)"),
+        (("ckpt=x.pt", "device=cuda:99"), "device=cuda:99: this machine has no such device"),
+    ],
+    ids=str,
+)
+def test_evaluate_usage(args: tuple[str, ...], problem: str, capsys: pytest.CaptureFixture) -> None:
+    result = cnnforge(capsys, "evaluate", *args)
+    assert result.code == 2
+    first, *rest = result.err.splitlines()
+    assert first.startswith(f"cnnforge evaluate: {problem or 'usage: cnnforge evaluate ckpt=PATH'}")
+    assert (rest[-1] if rest else first).endswith("[batch_size=N]")  # the usage line
+    assert result.out == ""
+
+
+# -- predict --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digit_images(trained: Run, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, torch.Tensor]]:
+    """Five validation digits as 8-bit PNGs (digits' 0..16 scaled to 0..255), with the model's class
+    probabilities for the original samples."""
+    folder = tmp_path_factory.mktemp("images")
+    model, prepare, _ = load_model(trained.folder / "last.pt")
+    data = load(OmegaConf.create({"name": "digits", "val_fraction": 0.2}), (1, 8, 8))
+    x, _ = next(data.val.batches(5))
+    with torch.no_grad():
+        probabilities = model(prepare(x)).softmax(dim=1)
+    images = []
+    for i, (sample, p) in enumerate(zip(x, probabilities, strict=True)):
+        pixels = (sample[0].float() * 255 / 16).round().to(torch.uint8)
+        path = folder / f"digit{i}.png"
+        Image.frombytes("L", (8, 8), bytes(pixels.flatten().tolist())).save(path)
+        images.append((path, p))
+    return images
+
+
+def parse_predictions(line: str) -> tuple[str, list[tuple[str, float]]]:
+    name, _, rest = line.partition(": ")
+    return name, [(m[1], float(m[2])) for m in re.finditer(r"(\w+) \(([\d.]+)\)", rest)]
+
+
+def test_predict_prints_the_top_classes(trained: Run, digit_images, capsys: pytest.CaptureFixture) -> None:
+    paths = [str(path) for path, _ in digit_images]
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", "top_k=3", "device=cpu", *paths)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert len(lines) == len(paths)
+    for line, (path, expected) in zip(lines, digit_images, strict=True):
+        name, top = parse_predictions(line)
+        assert name == str(path)
+        assert len(top) == 3
+        probabilities = [p for _, p in top]
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.001
+        # the image is prepared as the training data was: the same answer as for the original sample
+        assert top[0][0] == str(int(expected.argmax()))
+        assert probabilities[0] == pytest.approx(float(expected.max()), abs=0.02)
+
+
+def test_predict_converts_colour_and_size(trained: Run, digit_images, tmp_path: Path, capsys) -> None:
+    path, expected = digit_images[0]
+    with Image.open(path) as image:
+        image.convert("RGB").save(tmp_path / "colour.png")
+        image.resize((16, 16), Image.NEAREST).save(tmp_path / "big.png")
+    names = [str(tmp_path / "colour.png"), str(tmp_path / "big.png")]
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", "top_k=1", *names)
+    assert result.code == 0, result.err
+    for line, name in zip(result.out.splitlines(), names, strict=True):
+        assert parse_predictions(line)[0] == name
+        assert len(parse_predictions(line)[1]) == 1
+    assert parse_predictions(result.out.splitlines()[0])[1][0][0] == str(int(expected.argmax()))
+
+
+def test_predict_bad_image(trained: Run, digit_images, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    good = str(digit_images[0][0])
+    missing = str(tmp_path / "missing.png")
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", str(bad), good, missing)
+    assert result.code == 1
+    assert [parse_predictions(line)[0] for line in result.out.splitlines()] == [good]  # the good one still runs
+    errors = result.err.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"{bad}: error: cannot read image")
+    assert errors[1].startswith(f"{missing}: error: cannot read image")
+    assert "Traceback" not in result.err
+
+
+def test_predict_missing_checkpoint(digit_images, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    result = cnnforge(capsys, "predict", f"ckpt={tmp_path / 'none.pt'}", str(digit_images[0][0]))
+    assert result.code == 1
+    assert result.err == f"cnnforge predict: error: {tmp_path / 'none.pt'}: no such checkpoint file\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ((), ""),
+        (("ckpt=x.pt",), ""),
+        (("top_k=2", "a.png"), ""),
+        (("ckpt=x.pt", "topk=2", "a.png"), "unknown option 'topk' (options: ckpt, top_k, device)"),
+        (("ckpt=x.pt", "top_k=0", "a.png"), "top_k=0: needs a positive whole number"),
+        (("ckpt=x.pt", "top_k=-1", "a.png"), "top_k=-1: needs a positive whole number"),
+        (("ckpt=x.pt", "device=gpu", "a.png"), "device=gpu: not a device"),
+    ],
+    ids=str,
+)
+def test_predict_usage(args: tuple[str, ...], problem: str, capsys: pytest.CaptureFixture) -> None:
+    result = cnnforge(capsys, "predict", *args)
+    assert result.code == 2
+    first, *rest = result.err.splitlines()
+    assert first.startswith(f"cnnforge predict: {problem or 'usage: cnnforge predict ckpt=PATH'}")
+    assert (rest[-1] if rest else first).endswith("IMAGE...")

@@ -1,0 +1,222 @@
+"""Resuming: a run stopped after some epochs, or by Ctrl-C in the middle of one, then continued, ends exactly
+where an uninterrupted run does; and checkpoints are written atomically and read back carefully."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import ENV, Run, app_folder, same_run, train, write_spec
+
+from cnnforge.cli import main
+from cnnforge.train import checkpoint
+
+# Digits in batches of 4 on the CPU: 360 steps an epoch, long enough to interrupt in the middle of one. A spec
+# with dropout and a decaying rate, so that resuming must restore the random state and the scheduler.
+OVERRIDES = (
+    "arch=tiny.yaml",
+    "trainer.device=cpu",
+    "trainer.epochs=2",
+    "trainer.batch_size=4",
+    "sched=step",
+    "sched.step_size=1",
+    "sched.gamma=0.5",
+    "optim.lr=0.02",
+)
+STEPS = 360
+
+
+def weights(run: Run) -> dict[str, torch.Tensor]:
+    return checkpoint.load(run.folder / "last.pt")["model"]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("resume")
+    write_spec(folder)
+    with app_folder(folder):
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def reference(folder: Path) -> Run:
+    """Two epochs without a stop."""
+    run = train(*OVERRIDES)
+    assert run.code == 0, run.output
+    assert len(run.rows()) == 2
+    return run
+
+
+def test_resume_after_an_epoch_equals_an_uninterrupted_run(folder: Path, reference: Run) -> None:
+    first = train(*OVERRIDES, "trainer.epochs=1")
+    assert first.code == 0, first.output
+    same_run(first.rows(), reference.rows()[:1])
+    resumed = train(*OVERRIDES, f"trainer.resume={first.folder / 'last.pt'}")
+    assert resumed.code == 0, resumed.output
+    assert resumed.folder != first.folder  # a resumed run writes a folder of its own
+    assert "resumed from" in resumed.output and "at epoch 2, step 0" in resumed.output
+    same_run(resumed.rows(), reference.rows())
+    assert_same_weights(weights(resumed), weights(reference))
+    assert len(first.rows()) == 1  # the first run's folder is left as it was
+
+
+def test_resume_after_ctrl_c_mid_epoch_equals_an_uninterrupted_run(folder: Path, reference: Run) -> None:
+    log = folder / "interrupted.out"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cnnforge", "train", *OVERRIDES, "trainer.log_every=1"],
+            cwd=folder,
+            env=ENV,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_step(log, process, step=5)
+            process.send_signal(signal.SIGINT)
+            code = process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = log.read_text()
+    assert code == 130, output
+    assert "Traceback" not in output
+    # stderr is not a terminal: plain progress lines, no progress bars redrawn with carriage returns
+    assert "\r" not in output
+    assert re.search(r"epoch 1/2 step 1/360 loss \d", output)
+    saved = Path(re.search(r"saved (\S+interrupted\.pt)$", output, re.MULTILINE)[1])
+    state = checkpoint.load(saved)
+    epoch, step = state["progress"]["epoch"], state["progress"]["step"]
+    assert epoch in (0, 1) and 0 < step < STEPS  # stopped in the middle of an epoch
+    assert f"stopped at epoch {epoch + 1}, step {step}" in output
+    assert ("metrics.csv" in os.listdir(saved.parent)) == (epoch == 1)
+    # continue exactly as the run said to
+    command = re.search(r"continue with: cnnforge train (.*)$", output, re.MULTILINE)[1]
+    resumed = train(*shlex.split(command))
+    assert resumed.code == 0, resumed.output
+    assert f"at epoch {epoch + 1}, step {step}" in resumed.output
+    same_run(resumed.rows(), reference.rows())
+    assert_same_weights(weights(resumed), weights(reference))
+
+
+def wait_for_step(log: Path, process: subprocess.Popen, step: int, timeout: float = 90) -> None:
+    """Wait until the run in `process` has logged training step `step` (or later) of its first epoch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        steps = re.findall(r"epoch \d/2 step (\d+)/", log.read_text())
+        if steps and int(steps[-1]) >= step:
+            return
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.01)
+    raise AssertionError(f"no step {step} within {timeout} s:\n{log.read_text()}")
+
+
+def test_resume_from_a_checkpoint_that_does_not_fit(folder: Path, reference: Run) -> None:
+    run = train("arch=lenet", "trainer.epochs=3", f"trainer.resume={reference.folder / 'last.pt'}")
+    assert run.code == 1
+    assert "does not fit this run's model or optimizer" in run.output
+    assert "Traceback" not in run.output
+    assert not list(run.folder.glob("*.pt"))
+
+
+def test_resume_from_a_missing_checkpoint(folder: Path) -> None:
+    run = train(*OVERRIDES, "trainer.resume=nothing/here.pt")
+    assert run.code == 1
+    assert "nothing/here.pt: no such checkpoint file" in run.output
+    assert "Traceback" not in run.output
+
+
+# -- atomic checkpoints ---------------------------------------------------------------------------------------
+
+
+def test_save_replaces_the_file_whole(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    assert checkpoint.save({"x": torch.arange(3)}, path) == path
+    assert checkpoint.save({"x": torch.arange(5)}, path) == path
+    assert torch.equal(checkpoint.load(path)["x"], torch.arange(5))
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_a_failed_save_leaves_the_old_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.pt"
+    checkpoint.save({"x": torch.arange(3)}, path)
+    old = path.read_bytes()
+
+    def failing_save(obj: object, file: object) -> None:
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.save({"x": torch.arange(5)}, path)
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["last.pt"]  # no temporary file left behind
+    monkeypatch.undo()
+    assert torch.equal(checkpoint.load(path)["x"], torch.arange(3))
+
+
+@pytest.fixture
+def bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
+    good = checkpoint.save({"x": torch.arange(1000)}, tmp_path / "good.pt")
+    files = {
+        "truncated": tmp_path / "truncated.pt",
+        "garbage": tmp_path / "garbage.pt",
+        "empty": tmp_path / "empty.pt",
+        "foreign": tmp_path / "foreign.pt",  # a torch file, but not one cnnforge wrote
+    }
+    files["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files["garbage"].write_bytes(b"this is not a checkpoint\n" * 10)
+    files["empty"].write_bytes(b"")
+    torch.save({"model": {}}, files["foreign"])
+    return files
+
+
+class Planted:
+    """Unpickling this creates a folder: what an unrestricted unpickler would let a file do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return os.mkdir, (str(self.marker),)
+
+
+def test_load_runs_no_code_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "planted.pt"
+    torch.save({"format": checkpoint.FORMAT, "model": Planted(tmp_path / "ran")}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(path)
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "empty", "foreign"])
+def test_load_refuses_a_bad_file(bad_checkpoints: dict[str, Path], kind: str) -> None:
+    path = bad_checkpoints[kind]
+    message = "not a cnnforge checkpoint" if kind == "foreign" else "not a readable checkpoint"
+    with pytest.raises(checkpoint.CheckpointError, match=rf"^{re.escape(str(path))}: {message}"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage"])
+def test_evaluate_reports_a_bad_checkpoint(bad_checkpoints: dict[str, Path], kind: str, capsys) -> None:
+    path = bad_checkpoints[kind]
+    assert main(["evaluate", f"ckpt={path}"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(f"cnnforge evaluate: error: {path}: not a readable checkpoint")

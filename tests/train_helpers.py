@@ -1,0 +1,126 @@
+"""Shared by the training-app tests: tiny specs, and `cnnforge train` run in this process or in a fresh
+interpreter, always with the working folder (and so outputs/) in a temporary folder."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnforge.cli import main
+
+# A network on digits' own 8x8 samples, with dropout so that resuming must restore the random state too.
+TINY = """\
+name: tiny
+input: [CHANNELS, 8, 8]
+layers:
+  - {type: conv, shape: [CHANNELS, 4, 3, 3], padding: 1}   # -> [4, 8, 8]
+  - {type: relu}
+  - {type: maxpool, kernel: 2}                              # -> [4, 4, 4]
+  - {type: flatten}                                         # -> [64]
+  - {type: dropout, p: 0.3}
+  - {type: linear, shape: [64, CLASSES]}
+"""
+
+# Single-threaded: fast on a busy small machine, and the same numbers in every process.
+ENV = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1"}
+
+
+def write_spec(folder: Path, file: str = "tiny", classes: int = 10, channels: int = 1, name: str | None = None) -> Path:
+    """TINY as `folder/FILE.yaml`, with its output and input channels set; the spec's name is `name` or FILE."""
+    path = folder / f"{file}.yaml"
+    text = TINY.replace("CLASSES", str(classes)).replace("CHANNELS", str(channels))
+    path.write_text(text.replace("name: tiny", f"name: {name or file}"))
+    return path
+
+
+@contextlib.contextmanager
+def app_folder(folder: Path) -> Iterator[Path]:
+    """Run the app in this process from `folder`: one thread, and the working folder, sys.argv and the
+    logging handlers Hydra replaces put back afterwards."""
+    import torch
+
+    root = logging.getLogger()
+    handlers, level, argv, cwd = root.handlers[:], root.level, sys.argv[:], Path.cwd()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+        sys.argv = argv
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def run_dirs(folder: Path) -> list[Path]:
+    """The run folders (those holding a .hydra/) under folder/outputs, oldest first."""
+    return sorted(p.parent for p in (folder / "outputs").rglob(".hydra"))
+
+
+@dataclass
+class Run:
+    """The outcome of one `cnnforge train`: exit status, what it printed, and the run folders it made."""
+
+    code: int
+    output: str
+    folders: list[Path]
+
+    @property
+    def folder(self) -> Path:
+        (folder,) = self.folders
+        return folder
+
+    def rows(self) -> list[dict[str, str]]:
+        return read_metrics(self.folder / "metrics.csv")
+
+
+def train(*overrides: str) -> Run:
+    """`cnnforge train OVERRIDES` in this process, from the current folder (see app_folder)."""
+    import io
+
+    before = set(run_dirs(Path.cwd()))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = main(["train", *overrides])
+        except SystemExit as exit:
+            code = exit.code
+    return Run(code, out.getvalue(), [p for p in run_dirs(Path.cwd()) if p not in before])
+
+
+def cnnforge(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m cnnforge ARGS` in a fresh interpreter, stdout and stderr captured, neither a terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "cnnforge", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def same_run(a: list[dict[str, str]], b: list[dict[str, str]]) -> None:
+    """Assert two metrics tables agree on everything but timing."""
+    timing = {"seconds", "images_per_s"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in a] == [
+        {k: v for k, v in r.items() if k not in timing} for r in b
+    ]
