@@ -99,6 +99,7 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     from ..builder import build
     from ..summary import as_table
     from .checkpoint import CheckpointError, load
+    from .data import DataError
     from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, pick_device
 
     plan = prepare_run(config, data_config_file)
@@ -116,7 +117,10 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     log.info("model:\n%s", summary)
 
     torch.manual_seed(config.trainer.seed)
-    prepare.fit(data.train)
+    try:
+        prepare.fit(data.train)
+    except DataError as error:
+        raise RunError(f"{data_config_file}: {error}") from None
     spec_file = Path(compiled.file)
     meta = {
         "spec": {
@@ -152,8 +156,11 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     )
     try:
         best = trainer.fit()
-    except NonFiniteLoss as error:
+    except (NonFiniteLoss, DataError) as error:
         raise RunError(str(error)) from None
+    except KeyboardInterrupt:
+        log.warning("stopped at once by a second Ctrl-C; the last complete epoch's checkpoint is last.pt")
+        raise SystemExit(130) from None
     except Interrupted as stop:
         log.warning("stopped at epoch %d, step %d; saved %s", stop.epoch + 1, stop.step, stop.path)
         resume = shlex.quote(f"trainer.resume={stop.path}")

@@ -26,13 +26,13 @@ def resolve(value: str, cwd: Path | None = None) -> Path:
     """The spec file for `arch=value`: a path as given, else ./architectures/NAME.yaml, else a shipped spec."""
     cwd = cwd or Path.cwd()
     if looks_like_path(value):
-        path = cwd / Path(value).expanduser()
-        if path.is_file():
-            return path
-        raise ArchError(f"arch={value}: no such file ({path})")
-    for local in (cwd / "architectures" / f"{value}.yaml", cwd / "architectures" / f"{value}.yml"):
-        if local.is_file():
-            return local
+        path = Path(value).expanduser()  # kept as written, so messages name the file as the user did
+        if (cwd / path).is_file():
+            return path if cwd == Path.cwd() else cwd / path
+        raise ArchError(f"arch={value}: no such file ({cwd / path})")
+    for local in (Path("architectures", f"{value}.yaml"), Path("architectures", f"{value}.yml")):
+        if (cwd / local).is_file():
+            return local if cwd == Path.cwd() else cwd / local
     if value in shipped():
         return shipped()[value]
     raise ArchError(

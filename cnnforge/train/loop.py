@@ -121,7 +121,11 @@ class Trainer:
         if self.scheduler and state["scheduler"]:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.progress = Progress(**state["progress"])
+        progress = Progress(**state["progress"])
+        saved = state["config"]["trainer"]["batch_size"]
+        if progress.step and saved != self.trainer.batch_size:
+            raise ValueError(f"it stopped mid-epoch with trainer.batch_size={saved}; resume with that batch size")
+        self.progress = progress
         checkpoint.set_rng_state(state["rng"])
 
     # -- the loop ----------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
-        axes.legend()
+        axes.legend(loc="upper right" if key == "loss" else "lower right")
     acc.set_ylim(0, 1)
     figure.suptitle(title)
     tmp = path.with_name(f".{path.name}.tmp.png")
