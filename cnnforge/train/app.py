@@ -100,8 +100,10 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     from ..summary import as_table
     from .checkpoint import CheckpointError, load
     from .data import DataError
-    from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, pick_device
+    from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, check_settings, pick_device
 
+    if problems := check_settings(config.trainer):
+        raise RunError("\n".join(problems))
     plan = prepare_run(config, data_config_file)
     try:
         device = pick_device(config.trainer.device)

@@ -29,6 +29,21 @@ from .data import Data, Prepare, Split
 log = logging.getLogger("cnnforge.train")
 
 
+AUTOCAST = {"32": None, "bf16": torch.bfloat16, "16-mixed": torch.float16}  # trainer.precision -> autocast dtype
+
+
+def check_settings(trainer: Any) -> list[str]:
+    """What is wrong with the trainer config, before anything is allocated."""
+    problems = []
+    if str(trainer.precision) not in AUTOCAST:
+        problems.append(f"trainer.precision must be 32, bf16 or 16-mixed, found {trainer.precision}")
+    for key, low in (("epochs", 0), ("batch_size", 1), ("log_every", 1)):
+        value = trainer[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            problems.append(f"trainer.{key} must be an integer >= {low}, found {value}")
+    return problems
+
+
 class NonFiniteLoss(Exception):
     """The loss became NaN or infinite."""
 
@@ -93,9 +108,7 @@ class Trainer:
         self.optimizer = instantiate(config.optim, params=model.parameters())
         self.scheduler = instantiate(config.sched, optimizer=self.optimizer) if config.sched.get("_target_") else None
         precision = str(self.trainer.precision)
-        if precision not in ("32", "bf16", "16-mixed"):
-            raise ValueError(f"trainer.precision must be 32, bf16 or 16-mixed, found {precision}")
-        self.autocast_dtype = {"bf16": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+        self.autocast_dtype = AUTOCAST[precision]
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
         self.progress = Progress()
         self.stop_requested = False
