@@ -24,23 +24,38 @@ def check(args: argparse.Namespace) -> int:
     from .diagnostics import Diagnostic
     from .layers import show
 
-    failed = False
+    diagnostics: list[Diagnostic] = []
+    files: list[dict] = []
     for name in args.files:
-        files = _spec_files(Path(name))
-        if not files:  # a folder with nothing to check is more likely a mistyped path than a pass
-            print(Diagnostic(name, f"no {' or '.join('*' + s for s in SPEC_SUFFIXES)} files in this folder"))
-            failed = True
-        for path in files:
+        paths = _spec_files(Path(name))
+        if not paths:  # a folder with nothing to check is more likely a mistyped path than a pass
+            empty = Diagnostic(name, f"no {' or '.join('*' + s for s in SPEC_SUFFIXES)} files in this folder")
+            diagnostics.append(empty)
+            files.append({"file": name, "ok": False})
+            if args.format == "text":
+                print(empty)
+        for path in paths:
             compiled = check_file(path, args.set)
-            for diagnostic in compiled.diagnostics:
-                print(diagnostic)
-            failed |= not compiled.ok
-            if compiled.ok and not args.quiet:
-                print(
-                    f"{compiled.file}: ok: {show(compiled.spec.input)} -> {show(compiled.output)}, "
-                    f"{compiled.total_params:,} params, {compiled.total_macs():,} MACs"
-                )
-    return 1 if failed else 0
+            diagnostics += compiled.diagnostics
+            files.append({"file": compiled.file, "ok": compiled.ok})
+            if args.format == "text":
+                for diagnostic in compiled.diagnostics:
+                    print(diagnostic)
+                if compiled.ok and not args.quiet:
+                    print(
+                        f"{compiled.file}: ok: {show(compiled.spec.input)} -> {show(compiled.output)}, "
+                        f"{compiled.total_params:,} params, {compiled.total_macs():,} MACs"
+                    )
+    if args.format == "json":
+        print(json.dumps({"files": files, "diagnostics": [d.to_json() for d in diagnostics]}, indent=2))
+    return 0 if all(f["ok"] for f in files) else 1
+
+
+def schema(args: argparse.Namespace) -> int:
+    from .spec.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
 
 
 def summary(args: argparse.Namespace) -> int:
@@ -112,6 +127,13 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("files", nargs="+", metavar="FILE", help="spec files, or folders to search for *.yaml/*.yml")
     sub.add_argument("-q", "--quiet", action="store_true", help="print only problems, not a line per good file")
+    sub.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one object {files: [{file, ok}], diagnostics: [{file, line, column, severity, "
+        "layer_index, layer_name, layer_type, message}]} for editors and CI annotations",
+    )
     _add_set(sub)
     sub.set_defaults(run=check)
 
@@ -130,6 +152,13 @@ def parser() -> argparse.ArgumentParser:
         help="MAC convention: cnnforge (bias excluded, default) or torchinfo (bias included)",
     )
     sub.set_defaults(run=summary)
+
+    sub = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the spec format (for editors)",
+        description="Print the JSON Schema of spec files, generated from cnnforge's models.",
+    )
+    sub.set_defaults(run=schema)
     return main
 
 
@@ -145,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses their command lines itself
         return _hydra_command(argv[0], argv[1:])
     args = parser().parse_args(argv)
-    args.set = dict(args.set)
+    args.set = dict(getattr(args, "set", []))
     try:
         return args.run(args)
     except BrokenPipeError:  # `cnnforge summary ... | head`

@@ -82,7 +82,7 @@ def test_check_prints_the_lenet_error_exactly(tmp_path: Path) -> None:
     result = cnnforge("check", "architectures/lenet.yaml", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (1, "")
     assert result.stdout == (
-        "architectures/lenet.yaml:7:5: error: layer 3 'conv3' (conv): "
+        "architectures/lenet.yaml:8:5: error: layer 3 'conv3' (conv): "
         "shape says C_i=16 but the incoming tensor has 6 channels [6, 14, 14]\n"
     )
 

@@ -45,7 +45,7 @@ def test_lenet_channel_mismatch_exactly(check) -> None:
     assert wrong != lenet
     # layer 3 is on line 7; conv0 gives [6, 28, 28] and the 2x2 average pool halves it to [6, 14, 14]
     assert check(wrong, "architectures/lenet.yaml") == [
-        "architectures/lenet.yaml:7:5: error: layer 3 'conv3' (conv): "
+        "architectures/lenet.yaml:8:5: error: layer 3 'conv3' (conv): "
         "shape says C_i=16 but the incoming tensor has 6 channels [6, 14, 14]"
     ]
 

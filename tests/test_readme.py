@@ -19,7 +19,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_readme_lenet_example_is_the_shipped_file() -> None:
-    example = re.search(r"```yaml\n(name: lenet5\n.*?)```", README, re.S).group(1)
+    example = re.search(r"```yaml\n(# yaml-language-server: \S+\nname: lenet5\n.*?)```", README, re.S).group(1)
     assert example == (ROOT / "architectures" / "lenet.yaml").read_text()
 
 
