@@ -16,8 +16,6 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..compiler import Compiled, check_file
-from ..spec.params import declared
-from ..spec.source import SourceError, parse
 from . import archs
 
 log = logging.getLogger("cnnforge.train")
@@ -58,7 +56,8 @@ def prepare_run(config: DictConfig, data_config_file: str) -> Plan:
         raise RunError(f"{data_config_file}: {error}") from None
     notes = list(data.notes)
     classes = len(data.classes)
-    bound = _class_param(spec_path)
+    declared = compiled.spec.params or {}
+    bound = next((name for name in CLASS_PARAMS if name in declared), None)
     bindings = {bound: classes} if bound else {}
     if bound:
         compiled = check_file(spec_path, bindings)
@@ -82,14 +81,6 @@ def prepare_run(config: DictConfig, data_config_file: str) -> Plan:
         notes.append(f"{data.name}: {line}")
     notes += [str(warning) for warning in compiled.diagnostics]
     return Plan(compiled, bindings, data, prepare, notes)
-
-
-def _class_param(spec_path: Path) -> str | None:
-    try:
-        params = declared(parse(spec_path.read_bytes()).data)
-    except (OSError, SourceError):
-        return None
-    return next((name for name in CLASS_PARAMS if name in params), None)
 
 
 def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
