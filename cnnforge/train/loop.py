@@ -166,8 +166,7 @@ class Trainer:
     def _request_stop(self, signum: int, frame: Any) -> None:
         if self.stop_requested:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
-        self.stop_requested = True
-        log.warning("Ctrl-C: stopping after this step and saving a checkpoint (press again to stop at once)")
+        self.stop_requested = True  # said by the loop: writing to a stream here could interrupt a write in progress
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -229,6 +228,7 @@ class Trainer:
                     )
             if self.stop_requested:
                 bar.close()
+                log.warning("Ctrl-C: saving a checkpoint before stopping (press again to stop at once)")
                 raise Interrupted(checkpoint.save(self.state(), self.run_dir / "interrupted.pt"), epoch, p.step)
         bar.close()
 
