@@ -190,7 +190,9 @@ class Prepare:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = self.adapt(x.float() / self.scale)
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.mean.device != x.device:  # moved once, not copied to the device on every batch
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return (x - self.mean) / self.std
 
     def describe(self) -> str | None:
         """One line on what is converted, or None when the data already matches the spec."""
@@ -202,6 +204,10 @@ class Prepare:
         if self.source[1:] != self.target[1:]:
             changes.append(f"resized {self.source[1]}x{self.source[2]} -> {self.target[1]}x{self.target[2]} (bilinear)")
         return f"samples {list(self.source)} -> the spec's input {list(self.target)}: {', '.join(changes)}"
+
+    def for_source(self, source: tuple[int, int, int], scale: float) -> Prepare:
+        """The same preparation (target shape, normalisation) for samples of another shape and scale."""
+        return Prepare(source, self.target, scale, self.mean.flatten().tolist(), self.std.flatten().tolist())
 
     def state(self) -> dict:
         return {

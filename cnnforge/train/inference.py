@@ -85,9 +85,7 @@ def evaluate_command(argv: list[str]) -> int:
             f"{state['data']['name']} with classes {state['data']['classes']}"
         )
     if tuple(data.shape) != tuple(prepare.source):
-        prepare = Prepare(
-            data.shape, prepare.target, data.scale, prepare.mean.flatten().tolist(), prepare.std.flatten().tolist()
-        )
+        prepare = prepare.for_source(data.shape, data.scale)
     split = {"val": data.val, "train": data.train}[split_name]
     batches = ((x.to(device), y.to(device)) for x, y in split.batches(batch))
     loss, accuracy, confusion = evaluate(model.to(device), batches, prepare, len(data.classes))
@@ -149,9 +147,7 @@ def predict_command(argv: list[str]) -> int:
             print(f"{name}: error: cannot read image: {error}", file=sys.stderr)
             status = 1
             continue
-        image_prepare = Prepare(
-            tuple(x.shape[1:]), prepare.target, 255.0, prepare.mean.flatten().tolist(), prepare.std.flatten().tolist()
-        )
+        image_prepare = prepare.for_source(tuple(x.shape[1:]), 255.0)
         with torch.no_grad():
             p = model(image_prepare(x.to(device))).softmax(dim=1)[0].cpu()
         top = p.topk(k)
