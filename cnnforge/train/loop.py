@@ -156,7 +156,7 @@ class Trainer:
                 total=self.trainer.epochs,
                 position=0,
             ):
-                self._train_epoch(epoch)
+                self.train_epoch(epoch)
                 self._end_epoch(epoch)
         finally:
             if previous is not None:
@@ -182,7 +182,7 @@ class Trainer:
         for x, y in split.batches(self.trainer.batch_size, generator, skip):
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
-    def _train_epoch(self, epoch: int) -> None:
+    def train_epoch(self, epoch: int) -> None:
         p, model = self.progress, self.model
         model.train()
         steps = math.ceil(len(self.data.train) / self.trainer.batch_size)
