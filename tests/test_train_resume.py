@@ -75,8 +75,12 @@ def test_resume_after_an_epoch_equals_an_uninterrupted_run(folder: Path, referen
     assert len(first.rows()) == 1  # the first run's folder is left as it was
 
 
-def test_resume_after_ctrl_c_mid_epoch_equals_an_uninterrupted_run(folder: Path, reference: Run) -> None:
-    log = folder / "interrupted.out"
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_resume_after_a_stop_mid_epoch_equals_an_uninterrupted_run(
+    folder: Path, reference: Run, stop: signal.Signals
+) -> None:
+    """Ctrl-C, or the SIGTERM a cluster's scheduler sends before it ends a job: a checkpoint, then a resume."""
+    log = folder / f"interrupted-{stop.name}.out"
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "cnnforge", "train", *OVERRIDES, "trainer.log_every=1"],
@@ -88,13 +92,13 @@ def test_resume_after_ctrl_c_mid_epoch_equals_an_uninterrupted_run(folder: Path,
         )
         try:
             wait_for_step(log, process, step=5)
-            process.send_signal(signal.SIGINT)
+            process.send_signal(stop)
             code = process.wait(timeout=60)
         finally:
             if process.poll() is None:
                 process.kill()
     output = log.read_text()
-    assert code == 130, output
+    assert code == 128 + stop, output
     assert "Traceback" not in output
     # stderr is not a terminal: plain progress lines, no progress bars redrawn with carriage returns
     assert "\r" not in output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from . import archs
 
 log = logging.getLogger("cnnforge.train")
 CONF = Path(__file__).resolve().parent.parent / "conf"
+OTHERS_WAIT = 5.0  # seconds a process other than 0 waits before saying a problem that stops the run
 CLASS_PARAMS = ("classes", "num_classes")  # a spec parameter by one of these names is bound to the data's classes
 
 
@@ -91,21 +93,35 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     from ..summary import as_table
     from .checkpoint import CheckpointError, load
     from .data import DataError
+    from .distributed import LaunchError, processes
     from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, check_settings, pick_device
 
+    try:
+        procs = processes()
+    except LaunchError as error:
+        raise RunError(str(error)) from None
     if problems := check_settings(config.trainer):
         raise RunError("\n".join(problems))
+    if config.trainer.batch_size < procs.world:
+        raise RunError(
+            f"trainer.batch_size={config.trainer.batch_size} is the global batch, shared by {procs.world} "
+            "processes: make it at least the number of processes"
+        )
     plan = prepare_run(config, data_config_file)
     try:
-        device = pick_device(config.trainer.device)
+        device = procs.device(pick_device(config.trainer.device))
     except DeviceError as error:
         raise RunError(f"trainer.device={error}") from None
+    except LaunchError as error:
+        raise RunError(str(error)) from None
+    procs.start(device)
     compiled, data, prepare = plan.compiled, plan.data, plan.prepare
     for note in plan.notes:
         log.info(note)
     summary = as_table(compiled)
-    (run_dir / "summary.txt").write_text(summary + "\n")
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+    if procs.main:
+        (run_dir / "summary.txt").write_text(summary + "\n")
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
     log.info("run folder: %s", run_dir)
     log.info("model:\n%s", summary)
 
@@ -126,7 +142,7 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
         "data": {"name": data.name, "classes": data.classes},
         "prepare": prepare.state(),
     }
-    trainer = Trainer(config, build(compiled), data, prepare, device, run_dir, meta)
+    trainer = Trainer(config, build(compiled), data, prepare, device, run_dir, meta, procs)
     if config.trainer.resume:
         try:
             trainer.restore(load(config.trainer.resume))
@@ -140,10 +156,12 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
             trainer.progress.epoch + 1,
             trainer.progress.step,
         )
+    where = str(device) if procs.world == 1 else f"{procs.world} processes ({device.type})"
     log.info(
-        "training on %s (%s), %d train / %d validation samples",
-        device,
+        "training on %s, precision %s, batch %d: %d train / %d validation samples",
+        where,
         config.trainer.precision,
+        config.trainer.batch_size,
         len(data.train),
         len(data.val),
     )
@@ -157,8 +175,9 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     except Interrupted as stop:
         log.warning("stopped at epoch %d, step %d; saved %s", stop.epoch + 1, stop.step, stop.path)
         resume = shlex.quote(f"trainer.resume={stop.path}")
-        log.warning("continue with: cnnforge train %s", " ".join([*_overrides(config), resume]))
-        raise SystemExit(130) from None
+        command = "cnnforge train" if procs.world == 1 else f"torchrun --nproc-per-node={procs.world} -m cnnforge train"
+        log.warning("continue with: %s %s", command, " ".join([*_overrides(config), resume]))
+        raise SystemExit(128 + stop.signum) from None  # as the shell reports a process stopped by it
     log.info("best validation accuracy %.4f; outputs in %s", best, run_dir)
     return best
 
@@ -183,14 +202,24 @@ def _overrides(config: DictConfig) -> list[str]:
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
 def train(config: DictConfig) -> float:
+    from .distributed import LaunchError, processes
+
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     data_file = str(CONF / "data" / f"{hydra_config.runtime.choices.get('data')}.yaml")
     try:
+        rank = processes().rank
+    except LaunchError:
+        rank = 0  # run() says what is wrong
+    if rank:
+        logging.getLogger().setLevel(logging.ERROR)  # process 0 tells the story
+    try:
         return run(config, run_dir, data_file)
     except RunError as error:
+        if rank:  # most problems are every process's: process 0 says them, and torchrun then stops this one
+            time.sleep(OTHERS_WAIT)
         for line in str(error).splitlines():
-            log.error(line)
+            log.error(f"process {rank}: {line}" if rank else line)
         raise SystemExit(1) from None
 
 
@@ -228,6 +257,12 @@ def register_archs(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     """Run the Hydra app with `argv` as its command line (`cnnforge train ARGS...`)."""
-    sys.argv = ["cnnforge train", *register_archs(argv)]
+    from .distributed import LaunchError, hydra_overrides, processes
+
+    try:
+        extra = hydra_overrides(processes())
+    except LaunchError:
+        extra = []
+    sys.argv = ["cnnforge train", *register_archs(argv), *extra]
     train()
     return 0

@@ -29,8 +29,17 @@ class Split(Protocol):
     def __len__(self) -> int: ...
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None, skip: int = 0
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        skip: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        pin: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of `batch_size` in order, or shuffled by `generator`, leaving out the first `skip`. With
+        `shard` (i, n) only the i-th of n near-equal parts of each batch is served (process i's share of the
+        global batch); `pin` serves batches in pinned memory for asynchronous copies to a GPU."""
+        ...
 
 
 @dataclass
@@ -51,13 +60,34 @@ class TensorSplit:
         return TensorSplit(self.x.to(device), self.y.to(device))
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None, skip: int = 0
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        skip: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        pin: bool = False,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches in order, or shuffled by `generator`; the first `skip` batches are left out."""
+        """As Split.batches says."""
         order = None if generator is None else torch.randperm(len(self), generator=generator).to(self.y.device)
+        part, parts = shard
         for start in range(skip * batch_size, len(self), batch_size):
-            index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
-            yield self.x[index], self.y[index]
+            stop = min(start + batch_size, len(self))
+            if parts > 1:
+                start, stop = start + _cut(stop - start, parts, part), start + _cut(stop - start, parts, part + 1)
+            index = slice(start, stop) if order is None else order[start:stop]
+            x, y = self.x[index], self.y[index]
+            yield (x.pin_memory(), y.pin_memory()) if pin else (x, y)
+
+
+def _cut(size: int, parts: int, part: int) -> int:
+    """Where part `part` of `size` items cut into `parts` near-equal parts begins (as torch.tensor_split cuts)."""
+    small, extra = divmod(size, parts)
+    return part * small + min(part, extra)
+
+
+def shards(index: list[int], parts: int) -> list[list[int]]:
+    """`index` cut into `parts` near-equal consecutive parts."""
+    return [index[_cut(len(index), parts, p) : _cut(len(index), parts, p + 1)] for p in range(parts)]
 
 
 @dataclass

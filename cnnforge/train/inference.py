@@ -88,7 +88,7 @@ def evaluate_command(argv: list[str]) -> int:
         prepare = prepare.for_source(data.shape, data.scale)
     split = {"val": data.val, "train": data.train}[split_name]
     batches = ((x.to(device), y.to(device)) for x, y in split.batches(batch))
-    loss, accuracy, confusion = evaluate(model.to(device), batches, prepare, len(data.classes))
+    loss, accuracy, confusion = evaluate(model.to(device), batches, prepare, len(data.classes), device=device)
     print(
         f"{state['spec']['name']} on {data.name} ({split_name}, {len(split)} samples): "
         f"loss {loss:.4f}, accuracy {accuracy:.4f}"

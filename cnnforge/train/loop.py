@@ -1,17 +1,19 @@
 """The training loop: epochs of steps, validation, metrics, checkpoints, Ctrl-C and NaN handling.
 
-Per-step metrics stay on the device and are read only at log time, so a step never waits for the host.
+Per-step metrics stay on the device and are read only at log time, so a step never waits for the host. With
+several processes (torchrun) each trains on its share of every global batch, and process 0 alone writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,15 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint, metrics
-from .data import Data, Prepare, Split
+from .data import Data, Prepare, Split, TensorSplit
+from .distributed import Processes
 
 log = logging.getLogger("cnnforge.train")
 
 
 AUTOCAST = {"32": None, "bf16": torch.bfloat16, "16-mixed": torch.float16}  # trainer.precision -> autocast dtype
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+DEVICE_MEMORY_SHARE = 0.25  # data_on_device=auto: in-memory data moves to the GPU when it takes at most this share
 
 
 def check_settings(trainer: Any) -> list[str]:
@@ -37,6 +42,14 @@ def check_settings(trainer: Any) -> list[str]:
     problems = []
     if str(trainer.precision) not in AUTOCAST:
         problems.append(f"trainer.precision must be 32, bf16 or 16-mixed, found {trainer.precision}")
+    if not isinstance(trainer.compile, bool) and trainer.compile not in COMPILE_MODES:
+        problems.append(
+            f"trainer.compile must be true, false or one of {', '.join(COMPILE_MODES)}, found {trainer.compile}"
+        )
+    if not isinstance(trainer.channels_last, bool):
+        problems.append(f"trainer.channels_last must be true or false, found {trainer.channels_last}")
+    if trainer.data_on_device not in (True, False, "auto"):
+        problems.append(f"trainer.data_on_device must be auto, true or false, found {trainer.data_on_device}")
     for key, low in (("epochs", 0), ("batch_size", 1), ("log_every", 1)):
         value = trainer[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -44,16 +57,26 @@ def check_settings(trainer: Any) -> list[str]:
     return problems
 
 
+def keep_on_device(setting: bool | str, device_type: str, size: int, free: int | None) -> bool:
+    """Whether in-memory data of `size` bytes should move to the device for good: always (true), never (false),
+    or (auto) on a GPU when it takes at most DEVICE_MEMORY_SHARE of the `free` bytes there."""
+    if device_type == "cpu" or setting is False:
+        return False
+    if setting is True:
+        return True
+    return device_type == "cuda" and free is not None and size <= DEVICE_MEMORY_SHARE * free
+
+
 class NonFiniteLoss(Exception):
     """The loss became NaN or infinite."""
 
 
 class Interrupted(Exception):
-    """Ctrl-C: the run stopped after saving `path`."""
+    """A stop signal (Ctrl-C's SIGINT, or SIGTERM): the run stopped after saving `path`."""
 
-    def __init__(self, path: Path, epoch: int, step: int):
+    def __init__(self, path: Path, epoch: int, step: int, signum: int = signal.SIGINT):
         super().__init__(f"interrupted at epoch {epoch + 1}, step {step}")
-        self.path, self.epoch, self.step = path, epoch, step
+        self.path, self.epoch, self.step, self.signum = path, epoch, step, signum
 
 
 @dataclass
@@ -90,7 +113,11 @@ def pick_device(name: str) -> torch.device:
 
 
 class Trainer:
-    """Trains `model` on `data` as `config` (the composed Hydra config) says, writing into `run_dir`."""
+    """Trains `model` on `data` as `config` (the composed Hydra config) says, writing into `run_dir`.
+
+    `model` stays the plain module (its state_dict is what checkpoints hold); `net` is what the steps call:
+    the model itself, or it wrapped by DistributedDataParallel and torch.compile as the config asks.
+    """
 
     def __init__(
         self,
@@ -101,18 +128,50 @@ class Trainer:
         device: torch.device,
         run_dir: Path,
         meta: dict[str, Any],
+        procs: Processes = Processes(),  # noqa: B008  (immutable)
     ) -> None:
-        self.config, self.trainer = config, config.trainer
-        self.model, self.data, self.prepare, self.device = model.to(device), data, prepare, device
+        self.config, self.trainer, self.procs = config, config.trainer, procs
+        self.memory_format = torch.channels_last if self.trainer.channels_last else torch.preserve_format
+        if procs.world > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            if device.type == "cuda" and self.trainer.sync_batchnorm:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:
+                log.info("batchnorm statistics are each process's own (SyncBatchNorm needs GPUs and sync_batchnorm)")
+        self.model = model.to(device, memory_format=self.memory_format)
+        self.data, self.prepare, self.device = self._place(data, device), prepare, device
+        self.pin = device.type == "cuda"  # batches of data left in host memory are copied asynchronously
         self.run_dir, self.meta = run_dir, meta
-        self.optimizer = instantiate(config.optim, params=model.parameters())
+        self.optimizer = instantiate(config.optim, params=self.model.parameters())
         self.scheduler = instantiate(config.sched, optimizer=self.optimizer) if config.sched.get("_target_") else None
         precision = str(self.trainer.precision)
         self.autocast_dtype = AUTOCAST[precision]
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
+        self.net = self._wrap(self.model)
         self.progress = Progress()
-        self.stop_requested = False
-        self.tty = sys.stderr.isatty()
+        self.stop_requested = 0  # the signal that asked the run to stop: SIGINT (Ctrl-C) or SIGTERM (Slurm, torchrun)
+        self.tty = sys.stderr.isatty() and procs.main
+
+    def _place(self, data: Data, device: torch.device) -> Data:
+        """In-memory splits moved to the GPU once when trainer.data_on_device says so (auto: when they fit)."""
+        splits = {k: s for k, s in (("train", data.train), ("val", data.val)) if isinstance(s, TensorSplit)}
+        size = sum(s.x.nbytes + s.y.nbytes for s in splits.values())
+        free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" and splits else None
+        if not splits or not keep_on_device(self.trainer.data_on_device, device.type, size, free):
+            if splits and device.type == "cuda":
+                log.info("data kept in host memory (%.2f GB), copied batch by batch from pinned memory", size / 1e9)
+            return data
+        return dataclasses.replace(data, **{k: s.to(device) for k, s in splits.items()})
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        net = model
+        if self.procs.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.trainer.compile is not False:
+            mode = None if self.trainer.compile is True else self.trainer.compile
+            net = torch.compile(net, mode=mode)
+        return net
 
     # -- checkpoints -------------------------------------------------------------------------------------------
 
@@ -127,6 +186,15 @@ class Trainer:
             **self.meta,
         }
 
+    def save(self, name: str) -> Path:
+        """Write the state as `name` in the run folder (process 0), with every process's random state."""
+        rngs = self.procs.gather(checkpoint.rng_state())
+        path = self.run_dir / name
+        if self.procs.main:
+            checkpoint.save({**self.state(), "rng_processes": rngs}, path)
+        self.procs.wait()
+        return path
+
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, optimizer, scheduler, progress and random states."""
         self.model.load_state_dict(state["model"])
@@ -139,13 +207,15 @@ class Trainer:
         if progress.step and saved != self.trainer.batch_size:
             raise ValueError(f"it stopped mid-epoch with trainer.batch_size={saved}; resume with that batch size")
         self.progress = progress
-        checkpoint.set_rng_state(state["rng"])
+        rngs = state.get("rng_processes") or []
+        checkpoint.set_rng_state(rngs[self.procs.rank] if len(rngs) == self.procs.world else state["rng"])
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
     def fit(self) -> float:
         """Train until trainer.epochs; return the best validation accuracy."""
-        previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
+        handled = (signal.SIGINT, signal.SIGTERM) if _main_thread() else ()
+        previous = {sig: signal.signal(sig, self._request_stop) for sig in handled}
         try:
             epochs = range(self.progress.epoch, self.trainer.epochs)
             for epoch in tqdm(
@@ -159,14 +229,14 @@ class Trainer:
                 self.train_epoch(epoch)
                 self._end_epoch(epoch)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return self.progress.best
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         if self.stop_requested:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
-        self.stop_requested = True  # said by the loop: writing to a stream here could interrupt a write in progress
+        self.stop_requested = signum  # said by the loop: writing to a stream here could interrupt a write in progress
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -174,44 +244,56 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _batches(self, split: Split, epoch: int | None, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches on the device; shuffled by a generator seeded from (seed, epoch) so a resumed run sees
-        exactly the batches an uninterrupted one would."""
+        """This process's share of each batch, on the device; shuffled by a generator seeded from (seed, epoch)
+        so a resumed run, or one in several processes, sees exactly the batches of an uninterrupted single one."""
         generator = None
         if epoch is not None:
             generator = torch.Generator().manual_seed(self.trainer.seed * 1_000_003 + epoch)
-        for x, y in split.batches(self.trainer.batch_size, generator, skip):
+        for x, y in split.batches(self.trainer.batch_size, generator, skip, self.procs.shard, self.pin):
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prepare(x).contiguous(memory_format=self.memory_format)
+
     def train_epoch(self, epoch: int) -> None:
-        p, model = self.progress, self.model
-        model.train()
-        steps = math.ceil(len(self.data.train) / self.trainer.batch_size)
-        loss_sum = torch.tensor(p.loss_sum, device=self.device)
-        correct = torch.tensor(p.correct, device=self.device)
+        """Train one epoch, from the step where `progress` says it stopped."""
+        p, net, batch_size = self.progress, self.net, self.trainer.batch_size
+        net.train()
+        size = len(self.data.train)
+        steps = math.ceil(size / batch_size)
+        scale = self.procs.world  # DistributedDataParallel averages gradients over processes; this undoes it
+        base_loss, base_correct = p.loss_sum, p.correct  # sums over the steps before a resumed one
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
         bad_step = torch.tensor(-1, device=self.device)  # first step whose loss was not finite
         start, seen_at_start = time.perf_counter() - p.seconds, p.seen
         bar = tqdm(
             total=steps, initial=p.step, desc=f"epoch {epoch + 1}", leave=False, disable=not self.tty, position=1
         )
         for x, y in self._batches(self.data.train, epoch, skip=p.step):
+            batch = min(batch_size, size - p.step * batch_size)  # the global batch, all processes together
             with self._autocast():
-                out = model(self.prepare(x))
-                loss = F.cross_entropy(out.float(), y)
+                out = net(self._input(x))
+                summed = F.cross_entropy(out.float(), y, reduction="sum")
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(summed * (scale / batch)).backward()  # the mean over the global batch
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            loss = loss.detach()
-            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), p.step, bad_step)
-            loss_sum += loss * len(y)
+            summed = summed.detach()
+            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(summed), p.step, bad_step)
+            loss_sum += summed
             correct += (out.argmax(dim=1) == y).sum()
             p.step += 1
-            p.seen += len(y)
+            p.seen += batch
             bar.update()
-            if p.step % self.trainer.log_every == 0 or p.step == steps or self.stop_requested:
-                p.loss_sum, p.correct = loss_sum.item(), int(correct.item())
+            alone_stopping = self.procs.world == 1 and self.stop_requested  # several processes agree at log steps
+            if p.step % self.trainer.log_every == 0 or p.step == steps or alone_stopping:
+                totals = self.procs.sum(torch.stack([loss_sum.double(), correct.double()])).tolist()
+                flags = self.procs.max(torch.stack([bad_step, torch.tensor(self.stop_requested, device=self.device)]))
+                first_bad, stop = flags.tolist()
+                p.loss_sum, p.correct = base_loss + totals[0], base_correct + round(totals[1])
                 p.seconds = time.perf_counter() - start
-                self._check_finite(bad_step, epoch)
+                self._check_finite(first_bad, epoch)
                 rate = (p.seen - seen_at_start) / max(p.seconds, 1e-9)
                 stats = {"loss": p.loss_sum / p.seen, "acc": p.correct / p.seen, "img/s": rate}
                 bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items()})
@@ -226,24 +308,24 @@ class Trainer:
                         stats["acc"],
                         rate,
                     )
-            if self.stop_requested:
-                bar.close()
-                log.warning("Ctrl-C: saving a checkpoint before stopping (press again to stop at once)")
-                raise Interrupted(checkpoint.save(self.state(), self.run_dir / "interrupted.pt"), epoch, p.step)
+                if stop:
+                    bar.close()
+                    log.warning("stop requested: saving a checkpoint first (press Ctrl-C again to stop at once)")
+                    raise Interrupted(self.save("interrupted.pt"), epoch, p.step, stop)
         bar.close()
 
-    def _check_finite(self, bad_step: torch.Tensor, epoch: int) -> None:
-        step = int(bad_step.item())
-        if step >= 0:
+    def _check_finite(self, bad_step: int, epoch: int) -> None:
+        if bad_step >= 0:
             raise NonFiniteLoss(
-                f"the loss became NaN or infinite at epoch {epoch + 1}, step {step + 1}; "
+                f"the loss became NaN or infinite at epoch {epoch + 1}, step {bad_step + 1}; "
                 "try a lower optim.lr, or trainer.precision=32"
             )
 
     def evaluate(self, split: Split) -> tuple[float, float, torch.Tensor]:
-        """Mean loss, accuracy and confusion matrix on `split`."""
-        batches = self._batches(split, None)
-        return evaluate(self.model, batches, self.prepare, len(self.data.classes), self._autocast)
+        """Mean loss, accuracy and confusion matrix on `split` (all processes' shares together)."""
+        batches = ((self._input(x), y) for x, y in self._batches(split, None))
+        classes = len(self.data.classes)
+        return evaluate(self.net, batches, None, classes, self._autocast, self.device, self.procs.sum)
 
     def _end_epoch(self, epoch: int) -> None:
         p = self.progress
@@ -279,30 +361,36 @@ class Trainer:
             row["images_per_s"],
         )
         if self.trainer.checkpoint.last:
-            checkpoint.save(self.state(), self.run_dir / "last.pt")
+            self.save("last.pt")
         if self.trainer.checkpoint.best and improved:
-            checkpoint.save(self.state(), self.run_dir / "best.pt")
-        metrics.write_csv(p.history, self.run_dir / "metrics.csv")
-        metrics.plot(p.history, self.run_dir / "curves.png", f"{self.meta['spec']['name']} on {self.data.name}")
+            self.save("best.pt")
+        if self.procs.main:
+            metrics.write_csv(p.history, self.run_dir / "metrics.csv")
+            title = f"{self.meta['spec']['name']} on {self.data.name}"
+            metrics.plot(p.history, self.run_dir / "curves.png", title)
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-    prepare: Prepare,
+    prepare: Prepare | None,
     classes: int,
     autocast: Any = contextlib.nullcontext,
+    device: torch.device | str = "cpu",
+    total: Callable[[torch.Tensor], torch.Tensor] = lambda sums: sums,
 ) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and confusion matrix (rows: true class, columns: predicted) over `batches`."""
+    """Mean loss, accuracy and confusion matrix (rows: true class, columns: predicted) over `batches`, which
+    are on `device` and prepared already when `prepare` is None. `total` adds up other processes' sums."""
     model.eval()
-    loss_sum, confusion = torch.zeros(()), torch.zeros(classes * classes, dtype=torch.long)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    confusion = torch.zeros(classes * classes, dtype=torch.long, device=device)
     for x, y in batches:
         with autocast():
-            out = model(prepare(x))
-        loss_sum = loss_sum.to(y.device) + F.cross_entropy(out.float(), y, reduction="sum")
-        confusion = confusion.to(y.device) + torch.bincount(y * classes + out.argmax(dim=1), minlength=classes**2)
-    confusion = confusion.view(classes, classes).cpu()
+            out = model(x if prepare is None else prepare(x))
+        loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
+        confusion += torch.bincount(y * classes + out.argmax(dim=1), minlength=classes**2)
+    loss_sum, confusion = total(loss_sum), total(confusion).view(classes, classes).cpu()
     n = max(int(confusion.sum()), 1)
     return loss_sum.item() / n, int(confusion.trace()) / n, confusion
 

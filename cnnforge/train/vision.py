@@ -18,7 +18,7 @@ from omegaconf.errors import MissingMandatoryValue
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from .data import Data, DataError, TensorSplit, loader, stratified_split
+from .data import Data, DataError, TensorSplit, loader, shards, stratified_split
 
 GIB = 2**30
 # What torchvision raises on a file it cannot read: bad idx headers assert, bad pickles and archives raise
@@ -174,15 +174,29 @@ class FolderSplit:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None, skip: int = 0
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        skip: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        pin: bool = False,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches in order, or shuffled by `generator`; the first `skip` batches are left out."""
+        """As Split.batches says; images are decoded by `num_workers` loader processes."""
         order = torch.arange(len(self)) if generator is None else torch.randperm(len(self), generator=generator)
-        subset = Subset(self.dataset, order[skip * batch_size :].tolist())
+        part, parts = shard
+        index = order.tolist()
+        chunks = [
+            shards(index[i : i + batch_size], parts)[part] for i in range(skip * batch_size, len(self), batch_size)
+        ]
+        loader = DataLoader(
+            self.dataset, batch_sampler=[c for c in chunks if c], num_workers=self.num_workers, pin_memory=pin
+        )
         try:
-            yield from map(tuple, DataLoader(subset, batch_size=batch_size, num_workers=self.num_workers))
+            yield from map(tuple, loader)
         except UNDECODABLE as error:
             raise DataError(f"an image cannot be read: {_last_line(error)}") from None
+        if chunks and not chunks[-1]:  # a last batch smaller than the number of processes leaves this one none
+            yield torch.empty(0, *self.shape, dtype=torch.uint8), torch.empty(0, dtype=torch.long)
 
 
 def _folder(tv: ModuleType, path: Path, transform: Any) -> Any:
