@@ -13,7 +13,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
-from train_helpers import Run, app_folder, read_metrics, run_dirs, train, write_spec
+from train_helpers import Run, app_folder, cnnforge, read_metrics, run_dirs, train, write_spec
 
 from cnnforge.builder import build
 from cnnforge.cli import main
@@ -288,4 +288,27 @@ def test_multirun_writes_a_folder_per_job(work: Path) -> None:
         (row,) = read_metrics(folder / "metrics.csv")
         assert float(row["lr"]) == lr
         assert OmegaConf.load(folder / "config.yaml").optim.lr == lr
+        assert (folder / "last.pt").is_file()
+
+
+def test_sweep_through_the_submitit_launcher(work: Path) -> None:
+    """The launcher a Slurm cluster uses, in its local mode: each job a process of its own (as each would be a
+    Slurm job), with the same run folders and the spec given as a path."""
+    write_spec(work)
+    done = cnnforge(
+        "train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "arch=tiny.yaml",
+        "trainer.epochs=1",
+        "optim.lr=0.1,0.01",
+        cwd=work,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    folders = [f for f in run_dirs(work) if f.parent.parent.parent == work / "outputs" / "multirun"]
+    assert [f.name for f in folders][-2:] == ["0_tiny", "1_tiny"]
+    for folder, lr in zip(folders[-2:], (0.1, 0.01), strict=True):
+        (row,) = read_metrics(folder / "metrics.csv")
+        assert float(row["lr"]) == lr
         assert (folder / "last.pt").is_file()
