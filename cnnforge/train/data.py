@@ -195,15 +195,19 @@ class Prepare:
                 f"takes {self.target[0]} channels {list(self.target)}; cnnforge converts only "
                 "between grayscale (1) and colour (3)"
             )
-        self.mean = torch.tensor(mean or [0.0] * target[0]).view(1, -1, 1, 1)
-        self.std = torch.tensor(std or [1.0] * target[0]).view(1, -1, 1, 1)
+        self._set(torch.tensor(mean or [0.0] * target[0]).view(1, -1, 1, 1), torch.tensor(std or [1.0] * target[0]))
+
+    def _set(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Normalise by `mean` and `std` per channel of [0, 1] samples: raw samples are shifted by mean * scale
+        and divided by std * scale, one subtraction and one division per batch."""
+        self.mean, self.std = mean.reshape(1, -1, 1, 1).cpu(), std.reshape(1, -1, 1, 1).cpu()
+        self._shift, self._divisor = self.mean * self.scale, self.std * self.scale
 
     def fit(self, split: Split, limit: int = 4096) -> Prepare:
         """Set the mean and standard deviation per channel from (up to `limit` samples of) `split`."""
         x = torch.cat([x for x, _ in _take(split, limit)])
         x = self.adapt(x.float() / self.scale)
-        self.mean = x.mean(dim=(0, 2, 3), keepdim=True).cpu()
-        self.std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6).cpu()
+        self._set(x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6))
         return self
 
     def adapt(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,10 +223,9 @@ class Prepare:
         return x
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.adapt(x.float() / self.scale)
-        if self.mean.device != x.device:  # moved once, not copied to the device on every batch
-            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        return (x - self.mean) / self.std
+        if self._shift.device != x.device:  # moved once, not copied to the device on every batch
+            self._shift, self._divisor = self._shift.to(x.device), self._divisor.to(x.device)
+        return (self.adapt(x.float()) - self._shift) / self._divisor  # adapt is linear: scaling can come after
 
     def describe(self) -> str | None:
         """One line on what is converted, or None when the data already matches the spec."""

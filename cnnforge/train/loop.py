@@ -253,7 +253,8 @@ class Trainer:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prepare(x).contiguous(memory_format=self.memory_format)
+        x = self.prepare(x)
+        return x if self.memory_format is torch.preserve_format else x.contiguous(memory_format=self.memory_format)
 
     def train_epoch(self, epoch: int) -> None:
         """Train one epoch, from the step where `progress` says it stopped."""
