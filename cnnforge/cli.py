@@ -10,6 +10,7 @@ from pathlib import Path
 from . import __version__
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+DIAGRAM_SUFFIXES = (".svg", ".png")
 
 
 def _spec_files(path: Path) -> list[Path]:
@@ -67,7 +68,71 @@ def summary(args: argparse.Namespace) -> int:
         print(diagnostic, file=sys.stderr)
     if not compiled.ok:
         return 1
-    print(json.dumps(as_json(compiled, args.macs), indent=2) if args.json else as_table(compiled, args.macs))
+    if args.json:
+        print(json.dumps(as_json(compiled, args.macs, args.batch), indent=2))
+    else:
+        print(as_table(compiled, args.macs, args.batch, args.analysis))
+    return 0
+
+
+def sizes(args: argparse.Namespace) -> int:
+    from .sizes import as_json, as_text, find
+    from .spec.read import read
+
+    loaded = read(args.file, args.set)
+    if loaded.spec is None:
+        for diagnostic in loaded.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        return 1
+    answer = find(loaded.spec, loaded.file, loaded.source)
+    print(json.dumps(as_json(answer), indent=2) if args.json else as_text(answer))
+    return 0 if answer.accepted else 1
+
+
+def _batch(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    return int(text)
+
+
+def draw(args: argparse.Namespace) -> int:
+    from .compiler import check_file
+
+    output = Path(args.output or Path(args.file).with_suffix(".svg").name)
+    if output.suffix.lower() not in DIAGRAM_SUFFIXES:
+        print(f"cnnforge draw: {output}: the file name must end in .svg or .png", file=sys.stderr)
+        return 2
+    compiled = check_file(args.file, args.set)
+    for diagnostic in compiled.diagnostics:
+        print(diagnostic, file=sys.stderr)
+    if not compiled.ok:
+        return 1
+    try:
+        from .diagram.draw import save
+    except ImportError as error:
+        print(f"cnnforge draw: needs matplotlib (pip install 'cnnforge[train]'): {error}", file=sys.stderr)
+        return 2
+    try:
+        save(compiled, output)
+    except OSError as error:
+        print(f"cnnforge draw: error: {output}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    print(f"{output}: {compiled.spec.name}, drawn from {compiled.file}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    try:
+        from .report.page import ReportError, write
+    except ImportError as error:
+        print(f"cnnforge report: needs the train extra (pip install 'cnnforge[train]'): {error}", file=sys.stderr)
+        return 2
+    try:
+        output = write(Path(args.run_dir), Path(args.output) if args.output else None)
+    except ReportError as error:
+        print(f"cnnforge report: error: {error}", file=sys.stderr)
+        return 1
+    print(output)
     return 0
 
 
@@ -139,8 +204,9 @@ def parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser(
         "summary",
-        help="per-layer table of shapes, parameters and MACs",
-        description="Per-layer output shape, parameters and MACs, computed statically.",
+        help="per-layer table of shapes, parameters, MACs, receptive fields and memory",
+        description="Per-layer output shape, parameters and MACs, and with -a receptive fields and memory, "
+        "computed statically.",
     )
     sub.add_argument("file", metavar="FILE", help="a spec file")
     sub.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -151,7 +217,64 @@ def parser() -> argparse.ArgumentParser:
         default="cnnforge",
         help="MAC convention: cnnforge (bias excluded, default) or torchinfo (bias included)",
     )
+    sub.add_argument(
+        "-a",
+        "--analysis",
+        action="store_true",
+        help="add columns: receptive field (RF: the input rows x columns one output position spans, padding "
+        "included; 'all' when every position spans the whole input), jump (input pixels between neighbouring "
+        "positions), start (where position 0's field starts; negative: in the padding), the output's bytes per "
+        "sample in float32 (bfloat16: half), and the bytes kept for the backward pass (see --batch)",
+    )
+    sub.add_argument(
+        "--batch",
+        type=_batch,
+        default=1,
+        metavar="N",
+        help="batch size for the activation memory (default 1): the tensors torch's autograd keeps for the "
+        "backward pass while training in float32, as measured on the CPU (a conv keeps its input, relu its "
+        "output, max pooling its input and int64 indices, dropout its mask, batchnorm its input and 2 floats "
+        "per channel...), each tensor once; parameters (given apart, float32), their gradients and optimizer "
+        "state are not included",
+    )
     sub.set_defaults(run=summary)
+
+    sub = commands.add_parser(
+        "sizes",
+        help="which input sizes H x W a spec accepts, and which leave no pixel unread",
+        description="Which input sizes H and W the spec accepts (its channels are fixed), found statically: "
+        "the smallest H and W, or, where a linear layer after flatten pins the feature count, the exact set; "
+        "and the sizes at which every input pixel reaches the output (no stride leaves rows or columns "
+        "unread), as H = a + p*k, worked out size by size over several periods p of the strides. "
+        "Exit status 1 when no size is accepted.",
+    )
+    sub.add_argument("file", metavar="FILE", help="a spec file")
+    sub.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    _add_set(sub)
+    sub.set_defaults(run=sizes)
+
+    sub = commands.add_parser(
+        "draw",
+        help="draw a spec's architecture as SVG or PNG (needs matplotlib, no torch)",
+        description="Draw the architecture from the spec alone: each feature map a box sized by its shape, "
+        "kernels, fully connected layers as bars, and each stage's parameters and MACs.",
+    )
+    sub.add_argument("file", metavar="FILE", help="a spec file")
+    sub.add_argument("-o", "--output", metavar="OUT", help="an .svg or .png file (default: FILE's name as .svg, here)")
+    _add_set(sub)
+    sub.set_defaults(run=draw)
+
+    sub = commands.add_parser(
+        "report",
+        help="one self-contained HTML page of a training run",
+        description="Write one HTML page of a run folder: config, summary, diagram, curves, metrics per epoch "
+        "and the validation confusion matrix of its checkpoint. The page needs no server and loads nothing.",
+    )
+    sub.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, outputs/<date>/<time>_<arch>/")
+    sub.add_argument(
+        "-o", "--output", metavar="OUT", help="the HTML file (default: RUN_DIR/report.html, replaced if there)"
+    )
+    sub.set_defaults(run=report)
 
     sub = commands.add_parser(
         "schema",
@@ -166,6 +289,10 @@ HYDRA_COMMANDS = {
     "train": "train a spec (Hydra app: cnnforge train arch=NAME key=value ...; --help lists the options)",
     "evaluate": "loss, accuracy and confusion matrix of a checkpoint: cnnforge evaluate ckpt=PATH [data=NAME]",
     "predict": "top-k classes of images: cnnforge predict ckpt=PATH [top_k=3] IMAGE...",
+    "explain": "class-activation heatmaps (Grad-CAM, ...) over images: cnnforge explain ckpt=PATH "
+    "[method=gradcam] [layer=NAME] [class=C] IMAGE... (--help lists the methods)",
+    "features": "a layer's activation maps, and the first conv layer's filters, as image grids: "
+    "cnnforge features ckpt=PATH [layer=NAME] [filters=true] IMAGE...",
 }
 
 

@@ -3,10 +3,7 @@ builds and runs it, and then every static shape, parameter count and MAC count i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 import torchinfo
 from agreement import assert_agrees, compile_dict, unread_by_cnnforge, unread_by_torch
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -19,16 +16,10 @@ from cnnforge import Compiled
 PROFILE = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
 SMALL = {"max_layers": 4, "max_channels": 3, "max_size": 10}  # real tensors on the CPU
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors run fastest on one thread; more only contend for the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 def agrees(spec: dict, device: str) -> Compiled:

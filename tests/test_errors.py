@@ -107,6 +107,27 @@ def test_unknown_key_points_at_the_key(check, layer: str, key: str, hint: str) -
     assert f"{at(text, key + ':')}: error: layer 0 '{kind}0' ({kind}): unknown key '{key}'{hint}" in lines
 
 
+@pytest.mark.parametrize(
+    ("layer", "hint"),
+    [
+        ("{type: covn, shape: [1, 6, 5, 5]}", "unknown layer type 'covn' (did you mean 'conv'?)"),
+        ("{type: maxpol, kernel: 2}", "unknown layer type 'maxpol' (did you mean 'maxpool'?)"),
+        ("{type: maxpool, kernal: 2}", "unknown key 'kernal' (did you mean 'kernel'?)"),
+        ("{type: avgpool, kernel: 2, strid: 1}", "unknown key 'strid' (did you mean 'stride'?)"),
+        ("{type: maxpool, kernel_size: 2}", "unknown key 'kernel_size' (did you mean 'kernel'?)"),
+        ("{type: conv, kernal: 5}", "unknown key 'kernal' (conv gives its channels and kernel as shape: "),
+        ("{type: conv, kernel_size: 5}", "unknown key 'kernel_size' (conv gives its channels and kernel as shape: "),
+        ("{type: linear, in_features: 4}", "unknown key 'in_features' (linear gives its features as shape: "),
+        ("{type: batchnorm, num_features: 4}", "unknown key 'num_features' (did you mean 'channels'?)"),
+        ("{type: adaptive_avgpool, output_size: 1}", "unknown key 'output_size' (did you mean 'output'?)"),
+        ("{tpye: relu}", f"missing required key 'type' (one of: {KNOWN}); found 'tpye' (did you mean 'type'?)"),
+    ],
+)
+def test_near_misses_are_named(check, layer: str, hint: str) -> None:
+    """Typos of layer types and keys, and torch's own argument names, get the key cnnforge uses."""
+    assert any(hint in line for line in check(HEAD + f"  - {layer}\n")), hint
+
+
 def test_unknown_key_in_block_style(check) -> None:
     text = HEAD + "  - type: conv\n    shape: [1, 6, 5, 5]\n    strides: 2\n"
     assert check(text) == [

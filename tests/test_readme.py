@@ -46,3 +46,16 @@ def test_readme_error_examples_are_what_check_prints(tmp_path: Path) -> None:
         )
         assert run.returncode == 1
         assert run.stdout == shown
+
+
+def test_readme_sizes_examples_are_what_sizes_prints() -> None:
+    block = re.search(r"  ```console\n(  \$ cnnforge sizes .*?)  ```", README, re.S).group(1)
+    lines = [line.removeprefix("  ") for line in block.splitlines()]
+    commands = [i for i, line in enumerate(lines) if line.startswith("$ ")]
+    assert len(commands) == 2
+    for start, end in zip(commands, [*commands[1:], len(lines)], strict=True):
+        run = subprocess.run(
+            [sys.executable, "-m", "cnnforge", *lines[start].split()[2:]], cwd=ROOT, capture_output=True, text=True
+        )
+        assert run.returncode == 0
+        assert run.stdout.splitlines() == lines[start + 1 : end]

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from .base import Layer, Shape
+from .base import Pointwise, Shape
 from .fields import Number
+from .memory import INPUT, OUTPUT, Kept
 from .registry import register
 
 if TYPE_CHECKING:
     from torch import nn
 
 
-class _Activation(Layer):
-    """An activation built from the torch.nn class named by `torch_class`."""
+class _Activation(Pointwise):
+    """An activation built from the torch.nn class named by `torch_class`; its backward keeps its input or,
+    where the derivative is cheaper from it, its output."""
 
     torch_class: ClassVar[str]
+    keeps: ClassVar[Kept] = INPUT
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return (self.keeps,)
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn
@@ -29,6 +35,7 @@ class ReLU(_Activation):
 
     type: Literal["relu"]
     torch_class = "ReLU"
+    keeps = OUTPUT
 
 
 @register
@@ -37,6 +44,7 @@ class Tanh(_Activation):
 
     type: Literal["tanh"]
     torch_class = "Tanh"
+    keeps = OUTPUT
 
 
 @register
@@ -45,6 +53,7 @@ class Sigmoid(_Activation):
 
     type: Literal["sigmoid"]
     torch_class = "Sigmoid"
+    keeps = OUTPUT
 
 
 @register
@@ -72,13 +81,16 @@ class ELU(_Activation):
 
 
 @register
-class LeakyReLU(Layer):
+class LeakyReLU(Pointwise):
     """max(0, x) + negative_slope * min(0, x) (torch.nn.LeakyReLU).
     Example: `{type: leaky_relu, negative_slope: 0.2}`."""
 
     type: Literal["leaky_relu"]
     negative_slope: Number = 0.01
     """Slope for negative inputs."""
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return (INPUT,)
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn
@@ -87,11 +99,14 @@ class LeakyReLU(Layer):
 
 
 @register
-class Softmax(Layer):
+class Softmax(Pointwise):
     """Softmax over the features of [F], or the channels of [C, H, W] (torch.nn.Softmax(dim=1)).
     Example: `{type: softmax}`."""
 
     type: Literal["softmax"]
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return (OUTPUT,)
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn

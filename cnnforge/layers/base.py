@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from .axis import SAME, Axis
 from .fields import LayerName
+from .memory import Kept
+from .receptive import Field
 
 if TYPE_CHECKING:
     from torch import nn
@@ -51,6 +54,7 @@ class Layer(BaseModel):
     name: LayerName | None = None
 
     kind: ClassVar[str]  # the `type` tag, set by @register
+    elsewhere: ClassVar[dict[str, str]] = {}  # torch's argument names this kind spells otherwise -> where they go
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         """Shape of one output sample for input `x`; None when it cannot be known."""
@@ -72,6 +76,29 @@ class Layer(BaseModel):
         """The torch module computing this layer on input `x`."""
         raise NotImplementedError(f"layer kind {self.kind!r} has no torch module")
 
+    def axes(self, x: Shape) -> tuple[Axis, Axis] | None:
+        """What this layer does along the rows and along the columns of the [C, H, W] input `x`; None for a
+        layer that does not act axis by axis (flatten, linear) or does not say (a kind that defines no axes)."""
+        return None
+
+    def receptive_field(self, x: Shape, field: Field) -> Field | None:
+        """The receptive field of this layer's output positions, given its input's; None when unknown."""
+        axes = self.axes(x) if len(x) == 3 else None
+        return None if axes is None else Field(axes[0].receptive(field.h), axes[1].receptive(field.w))
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        """The tensors torch's autograd keeps for this layer's backward pass while training (float32, on the
+        CPU), parameters aside; `grad` says whether the input needs a gradient. None when unknown."""
+        return None
+
+    def view(self) -> bool:
+        """Whether the output is the input tensor itself or a view of it, so it takes no memory of its own."""
+        return False
+
+    def first_axis(self) -> int | None:
+        """The size this layer requires of its input's first axis (channels, or features), if it requires one."""
+        return None
+
     def feature_map(self, x: Shape, checks: Checks) -> bool:
         """Require a [C, H, W] input, as every spatial layer does."""
         return checks.require(
@@ -81,3 +108,13 @@ class Layer(BaseModel):
                 f"features {show(x)}; a {self.kind} cannot follow flatten"
             ),
         )
+
+
+class Pointwise(Layer):
+    """A layer whose output position (h, w) is computed from its input position (h, w) alone."""
+
+    def axes(self, x: Shape) -> tuple[Axis, Axis] | None:
+        return SAME, SAME
+
+    def receptive_field(self, x: Shape, field: Field) -> Field | None:
+        return field

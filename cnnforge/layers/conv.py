@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
+from .axis import Axis
 from .base import Checks, Layer, Shape, plural, show
 from .fields import ConvPadding, Flag, Ints, Pair, Size
+from .memory import INPUT, Kept
 from .registry import register
 from .window import Window, slide
 
@@ -33,6 +35,11 @@ class Conv(Layer):
     """Learn an additive bias per output channel."""
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = Field("zeros")
     """How padding rows are filled."""
+
+    elsewhere: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("in_channels", "out_channels", "kernel", "kernel_size", "kernal"),
+        "conv gives its channels and kernel as shape: [C_i, C_o, K_h, K_w]",
+    )
 
     def pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """(before, after) padding per axis; 'same' puts the odd row after, as torch does."""
@@ -96,6 +103,20 @@ class Conv(Layer):
 
     def torchinfo_macs(self, x: Shape, y: Shape) -> int:
         return self.params(x) * y[1] * y[2]
+
+    def axes(self, x: Shape) -> tuple[Axis, Axis] | None:
+        return self.windows()
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        """The tensor the convolution reads: the input, or a padded copy of it. torch pads a copy first for
+        reflect, replicate and circular padding (reflect and replicate padding keep their input too, to pass a
+        gradient back), and for zero 'same' padding whose total on an axis is odd, where one side gets a row more."""
+        (top, bottom), (left, right) = self.pads()
+        if self.padding_mode != "zeros":
+            copy = Kept.new(x[0] * (x[1] + top + bottom) * (x[2] + left + right))
+            return (copy, INPUT) if grad and self.padding_mode != "circular" else (copy,)
+        odd_h, odd_w = (top + bottom) % 2, (left + right) % 2
+        return (Kept.new(x[0] * (x[1] + odd_h) * (x[2] + odd_w)),) if odd_h or odd_w else (INPUT,)
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn

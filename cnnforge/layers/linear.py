@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from .base import Checks, Layer, Shape, show
 from .fields import Flag, Ints
+from .memory import INPUT, Kept
+from .receptive import Field
 from .registry import register
 
 if TYPE_CHECKING:
@@ -21,6 +23,15 @@ class Flatten(Layer):
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         return (prod(x),)
+
+    def receptive_field(self, x: Shape, field: Field) -> Field | None:
+        return field  # each feature is one position of the map before it
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return ()
+
+    def view(self) -> bool:
+        return True
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn
@@ -37,6 +48,10 @@ class Linear(Layer):
     bias: Flag = True
     """Learn an additive bias per output feature."""
 
+    elsewhere: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("in_features", "out_features"), "linear gives its features as shape: [F_i, F_o]"
+    )
+
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         f_i, f_o = self.shape
         if len(x) != 1:
@@ -48,6 +63,15 @@ class Linear(Layer):
         else:
             checks.require(f_i == x[0], lambda: f"shape says F_i={f_i} but the incoming tensor has {x[0]} features")
         return (f_o,)
+
+    def receptive_field(self, x: Shape, field: Field) -> Field | None:
+        return Field(field.h.whole(), field.w.whole())  # every output reads every input feature
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return (INPUT,)
+
+    def first_axis(self) -> int | None:
+        return self.shape[0]
 
     def params(self, x: Shape) -> int:
         f_i, f_o = self.shape

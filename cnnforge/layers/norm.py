@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from math import prod
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Checks, Layer, Shape, show
+from .base import Checks, Pointwise, Shape, show
 from .fields import Number, PositiveNumber, Probability, Size
+from .memory import INPUT, Kept
 from .registry import register
 
 if TYPE_CHECKING:
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
 
 
 @register
-class BatchNorm(Layer):
+class BatchNorm(Pointwise):
     """Batch normalisation: BatchNorm2d on [C, H, W], BatchNorm1d on [F]. Example: `{type: batchnorm}`."""
 
     type: Literal["batchnorm"]
@@ -25,6 +27,8 @@ class BatchNorm(Layer):
     """Added to the variance for numerical stability."""
     momentum: Probability | None = Field(0.1)
     """Weight of the newest batch in the running statistics; null for a cumulative average."""
+
+    elsewhere: ClassVar[dict[str, str]] = {"num_features": "did you mean 'channels'?"}
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         checks.require(
@@ -39,6 +43,12 @@ class BatchNorm(Layer):
     def params(self, x: Shape) -> int:
         return 2 * x[0]
 
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return INPUT, Kept.new(2 * x[0], per_sample=False)  # and the batch's mean and 1/std per channel
+
+    def first_axis(self) -> int | None:
+        return self.channels
+
     def module(self, x: Shape) -> nn.Module:
         from torch import nn
 
@@ -47,7 +57,7 @@ class BatchNorm(Layer):
 
 
 @register
-class LRN(Layer):
+class LRN(Pointwise):
     """Local response normalisation across channels, as in AlexNet (torch.nn.LocalResponseNorm).
     Example: `{type: lrn, size: 5, alpha: 1e-4, beta: 0.75, k: 2}`."""
 
@@ -63,6 +73,13 @@ class LRN(Layer):
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         return x if self.feature_map(x, checks) else None
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        """torch computes it in steps (F.local_response_norm): x*x padded with size - 1 channels for an
+        average pool, then (k + alpha*avg)^beta, and x divided by that; kept are x, the padded squares, and the
+        base and the result of the power."""
+        c, h, w = x
+        return INPUT, Kept.new((c + self.size - 1) * h * w), Kept.new(2 * prod(x))
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn

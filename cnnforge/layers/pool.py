@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from math import prod
+from typing import TYPE_CHECKING, ClassVar, Literal
 
+from .axis import Adaptive, Axis
 from .base import Checks, Layer, Shape, show
 from .fields import Flag, PadPair, Pair
+from .memory import INPUT, Kept
 from .registry import register
 from .window import Window, slide
 
@@ -25,11 +28,19 @@ class _Pool(Layer):
     ceil_mode: Flag = False
     """Round the output size up, keeping a last partial window (one starting in the right padding is dropped)."""
 
+    elsewhere: ClassVar[dict[str, str]] = {"kernel_size": "did you mean 'kernel'?"}
+
     def strides(self) -> tuple[int, int]:
         return self.stride or self.kernel
 
     def dilations(self) -> tuple[int, int]:
         return 1, 1
+
+    def axes(self, x: Shape) -> tuple[Axis, Axis] | None:
+        return tuple(  # type: ignore[return-value]
+            Window(k, s, p, p, d, self.ceil_mode)
+            for k, s, p, d in zip(self.kernel, self.strides(), self.padding, self.dilations(), strict=True)
+        )
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         if not self.feature_map(x, checks):
@@ -43,11 +54,7 @@ class _Pool(Layer):
             ),
             "padding",
         )
-        windows = tuple(
-            Window(k, s, p, p, d, self.ceil_mode)
-            for k, s, p, d in zip(self.kernel, self.strides(), self.padding, self.dilations(), strict=True)
-        )
-        hw = slide(x, windows, checks)  # type: ignore[arg-type]
+        hw = slide(x, self.axes(x), checks)  # type: ignore[arg-type]
         return (x[0], *hw) if hw else None
 
 
@@ -61,6 +68,9 @@ class MaxPool(_Pool):
 
     def dilations(self) -> tuple[int, int]:
         return self.dilation
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return INPUT, Kept.new(prod(y), itemsize=8)  # the input, and where each maximum was (int64)
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn
@@ -79,6 +89,9 @@ class MinPool(_Pool):
     def dilations(self) -> tuple[int, int]:
         return self.dilation
 
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return Kept.new(prod(x)), Kept.new(prod(y), itemsize=8)  # -x, which the max pool reads, and its indices
+
     def module(self, x: Shape) -> nn.Module:
         from ..modules import MinPool2d
 
@@ -93,6 +106,9 @@ class AvgPool(_Pool):
     count_include_pad: Flag = True
     """Count padding zeros in the mean's divisor."""
 
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return (INPUT,)
+
     def module(self, x: Shape) -> nn.Module:
         from torch import nn
 
@@ -103,8 +119,13 @@ class _AdaptivePool(Layer):
     output: Pair
     """Output size: an integer or [h, w]."""
 
+    elsewhere: ClassVar[dict[str, str]] = {"output_size": "did you mean 'output'?"}
+
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         return (x[0], *self.output) if self.feature_map(x, checks) else None
+
+    def axes(self, x: Shape) -> tuple[Axis, Axis] | None:
+        return Adaptive(self.output[0]), Adaptive(self.output[1])
 
 
 @register
@@ -113,6 +134,9 @@ class AdaptiveAvgPool(_AdaptivePool):
     Example: `{type: adaptive_avgpool, output: 6}`."""
 
     type: Literal["adaptive_avgpool"]
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return () if self.output == (1, 1) else (INPUT,)  # torch takes a 1x1 output as a mean, which keeps nothing
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn
@@ -126,6 +150,9 @@ class AdaptiveMaxPool(_AdaptivePool):
     Example: `{type: adaptive_maxpool, output: 1}`."""
 
     type: Literal["adaptive_maxpool"]
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return INPUT, Kept.new(prod(y), itemsize=8)
 
     def module(self, x: Shape) -> nn.Module:
         from torch import nn

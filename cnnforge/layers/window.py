@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .axis import bits, every
 from .base import Checks, Shape, plural, show
+from .receptive import Reach
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,28 @@ class Window:
         if self.ceil_mode and (out - 1) * self.stride >= size + self.pad_lo:
             out -= 1
         return out
+
+    def receptive(self, reach: Reach) -> Reach:
+        """The receptive field of the output positions, given the input positions'."""
+        return reach.slide(self.span, self.stride, self.pad_lo, self.output(reach.count))
+
+    def read(self, size: int, wanted: int) -> int:
+        """The input rows (a bit per row) that the output positions set in `wanted` read, a padding row
+        counting as the row it copies."""
+        out = self.output(size)
+        if wanted & every(out) == every(out):  # windows at rows 0, stride, 2*stride, ... of the padded input
+            starts = every(out * self.stride) // every(self.stride)
+        else:
+            starts = sum(1 << (o * self.stride) for o in bits(wanted & every(out)))
+        taps = 0
+        for j in range(self.kernel):
+            taps |= starts << (j * self.dilation)
+        rows = (taps >> self.pad_lo) & every(size)
+        if self.padding_mode != "zeros":
+            padding = (taps & every(self.pad_lo)) | (taps >> (self.pad_lo + size) << (self.pad_lo + size))
+            for row in bits(padding):
+                rows |= 1 << self._source(row - self.pad_lo, size)
+        return rows
 
     def unread(self, size: int, out: int) -> int:
         """Input rows after the last one any window reads: torch never reads them."""

@@ -90,17 +90,20 @@ def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
         name = name if isinstance(name, str) and len(name) <= 64 else f"{kind}{loc[1]}"
         layer = {"layer_index": loc[1], "layer_name": name if kind else None, "layer_type": kind}
         fields = LAYERS[kind].model_fields if kind in LAYERS else {}
+        elsewhere = LAYERS[kind].elsewhere if kind in LAYERS else {}
         key = loc[2:]
     else:
-        key = loc
+        key, elsewhere = loc, {}
     line, column = source.where(tuple(loc)) or (None, None)
-    return Diagnostic(file, _message(problem, key, fields), line=line, column=column, **layer)
+    return Diagnostic(file, _message(problem, key, fields, elsewhere), line=line, column=column, **layer)
 
 
-def _message(problem: dict, key: list, fields: dict) -> str:
+def _message(problem: dict, key: list, fields: dict, elsewhere: dict[str, str]) -> str:
     kind, found = problem["type"], problem.get("input")
     where = _short(".".join(str(k) for k in key))
     if kind == "extra_forbidden":
+        if str(key[-1]) in elsewhere:
+            return f"unknown key '{where}' ({elsewhere[str(key[-1])]})"
         return f"unknown key '{where}'{suggest(str(key[-1]), [f for f in fields if f != 'type'])}"
     if kind == "too_short":
         return f"'{where}': needs at least one item, found {_found(found)}"
@@ -112,7 +115,9 @@ def _message(problem: dict, key: list, fields: dict) -> str:
             return f"'type': expected the name of a layer type, found {_found(tag)}; known types: {known}"
         return f"unknown layer type '{_short(tag)}'{suggest(tag, LAYERS)}; known types: {known}"
     if kind == "union_tag_not_found":
-        return f"missing required key 'type' (one of: {', '.join(sorted(LAYERS))})"
+        keys = [k for k in found if isinstance(k, str) and len(k) <= 40] if isinstance(found, dict) else []
+        typo = next((f"; found '{k}' (did you mean 'type'?)" for k in keys if suggest("type", [k])), "")
+        return f"missing required key 'type' (one of: {', '.join(sorted(LAYERS))}){typo}"
     if kind in ("model_attributes_type", "model_type", "dict_type"):
         return f"{where + ': ' if where else ''}expected a mapping of keys, found {_found(found)}"
     if kind in ("ints", "pair", "padding", "reserved"):

@@ -1,4 +1,5 @@
-"""`cnnforge evaluate` and `cnnforge predict`: a trained checkpoint on a data set, or on image files."""
+"""`cnnforge evaluate` and `cnnforge predict`: a trained checkpoint on a data set, or on image files; and the
+command-line pieces `cnnforge explain` and `cnnforge features` share with them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..builder import build
-from ..compiler import compile_spec
+from ..compiler import Compiled, compile_spec
 from ..spec import read_text
 from . import checkpoint
 from .data import DataError, Prepare, load
@@ -21,24 +22,34 @@ class UsageError(Exception):
     """A command line that cannot be run."""
 
 
-def load_model(path: str | Path) -> tuple[torch.nn.Module, Prepare, dict[str, Any]]:
-    """The trained model in a checkpoint, rebuilt from the spec text stored in it, and how it prepares input."""
-    state = checkpoint.load(path)
+def compiled_spec(state: dict[str, Any]) -> Compiled:
+    """The spec stored in a loaded checkpoint, compiled: its layers' names, kinds and shapes."""
     spec = state["spec"]
     loaded = read_text(spec["text"], spec["file"], spec["bindings"])
     if loaded.spec is None:
         raise checkpoint.CheckpointError("\n".join(str(d) for d in loaded.diagnostics))
-    model = build(compile_spec(loaded.spec, loaded.file, loaded.source))
+    return compile_spec(loaded.spec, loaded.file, loaded.source)
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, Prepare, dict[str, Any]]:
+    """The trained model in a checkpoint, rebuilt from the spec text stored in it, and how it prepares input."""
+    state = checkpoint.load(path)
+    model = build(compiled_spec(state))
     model.load_state_dict(state["model"])
     return model.eval(), Prepare.from_state(state["prepare"]), state
 
 
-def _split_args(argv: list[str], known: tuple[str, ...], usage: str) -> tuple[dict[str, str], list[str]]:
-    """KEY=VALUE options (`known` keys, and data.KEY when "data" is known) apart from the other arguments."""
+def split_args(
+    argv: list[str], known: tuple[str, ...], usage: str, flags: tuple[str, ...] = ()
+) -> tuple[dict[str, str], list[str]]:
+    """KEY=VALUE options (`known` keys, and data.KEY when "data" is known) apart from the other arguments;
+    `--KEY` for a key in `flags` is KEY=true."""
     options, rest = {}, []
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if eq and not Path(arg).exists():
+        if arg.startswith("--") and arg[2:] in flags:
+            options[arg[2:]] = "true"
+        elif eq and not Path(arg).exists():
             if key not in known and not ("data" in known and key.startswith("data.")):
                 raise UsageError(f"unknown option {key!r} (options: {', '.join(known)})\n{usage}")
             options[key] = value
@@ -47,7 +58,7 @@ def _split_args(argv: list[str], known: tuple[str, ...], usage: str) -> tuple[di
     return options, rest
 
 
-def _count(options: dict[str, str], key: str, default: int, usage: str) -> int:
+def count_option(options: dict[str, str], key: str, default: int, usage: str) -> int:
     """The positive integer option `key`."""
     value = options.get(key, str(default))
     if not value.isdigit() or int(value) < 1:
@@ -55,7 +66,15 @@ def _count(options: dict[str, str], key: str, default: int, usage: str) -> int:
     return int(value)
 
 
-def _device(options: dict[str, str], usage: str) -> torch.device:
+def flag_option(options: dict[str, str], key: str, usage: str) -> bool:
+    """The true/false option `key`; false when not given."""
+    value = options.get(key, "false")
+    if value.lower() not in ("true", "false"):
+        raise UsageError(f"{key}={value}: needs true or false\n{usage}")
+    return value.lower() == "true"
+
+
+def device_option(options: dict[str, str], usage: str) -> torch.device:
     try:
         return pick_device(options.get("device", "auto"))
     except DeviceError as error:
@@ -68,14 +87,14 @@ def evaluate_command(argv: list[str]) -> int:
         "usage: cnnforge evaluate ckpt=PATH [data=NAME] [data.KEY=VALUE ...] [split=val|train] "
         "[device=auto|cpu|cuda|mps] [batch_size=N]"
     )
-    options, rest = _split_args(argv, ("ckpt", "data", "split", "device", "batch_size"), usage)
+    options, rest = split_args(argv, ("ckpt", "data", "split", "device", "batch_size"), usage)
     if "ckpt" not in options or rest:
         raise UsageError(usage)
     split_name = options.get("split", "val")
     if split_name not in ("val", "train"):
         raise UsageError(f"split={split_name}: needs val or train\n{usage}")
-    batch = _count(options, "batch_size", 256, usage)
-    device = _device(options, usage)
+    batch = count_option(options, "batch_size", 256, usage)
+    device = device_option(options, usage)
     model, prepare, state = load_model(options.pop("ckpt"))
     data_config = _data_config(state, [f"{k}={v}" for k, v in options.items() if k.split(".")[0] == "data"])
     data = load(data_config, tuple(prepare.target))
@@ -124,13 +143,11 @@ def confusion_table(confusion: torch.Tensor, classes: list[str]) -> str:
 def predict_command(argv: list[str]) -> int:
     """cnnforge predict ckpt=PATH [top_k=3] [device=auto] IMAGE..."""
     usage = "usage: cnnforge predict ckpt=PATH [top_k=3] [device=auto|cpu|cuda|mps] IMAGE..."
-    options, images = _split_args(argv, ("ckpt", "top_k", "device"), usage)
+    options, images = split_args(argv, ("ckpt", "top_k", "device"), usage)
     if "ckpt" not in options or not images:
         raise UsageError(usage)
-    top_k = _count(options, "top_k", 3, usage)
-    device = _device(options, usage)
-    from PIL import Image, UnidentifiedImageError
-
+    top_k = count_option(options, "top_k", 3, usage)
+    device = device_option(options, usage)
     model, prepare, state = load_model(options["ckpt"])
     classes = state["data"]["classes"]
     k = min(top_k, len(classes))
@@ -138,13 +155,8 @@ def predict_command(argv: list[str]) -> int:
     channels = prepare.source[0]
     status = 0
     for name in images:
-        try:
-            with Image.open(name) as image:
-                pixels = image.convert("L" if channels == 1 else "RGB")
-                x = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
-                x = x.view(pixels.height, pixels.width, -1).permute(2, 0, 1)[None]  # [1, C, H, W]
-        except (OSError, UnidentifiedImageError) as error:
-            print(f"{name}: error: cannot read image: {error}", file=sys.stderr)
+        x = read_image(name, "L" if channels == 1 else "RGB")
+        if x is None:
             status = 1
             continue
         image_prepare = prepare.for_source(tuple(x.shape[1:]), 255.0)
@@ -155,13 +167,41 @@ def predict_command(argv: list[str]) -> int:
     return status
 
 
+def read_image(name: str, mode: str) -> torch.Tensor | None:
+    """The image file `name` in PIL's `mode` ("L" or "RGB") as uint8 [1, C, H, W]; None, said on stderr, when
+    it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(name) as image:
+            pixels = image.convert(mode)
+            x = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
+            return x.view(pixels.height, pixels.width, -1).permute(2, 0, 1)[None]  # [1, C, H, W]
+    except (OSError, UnidentifiedImageError) as error:
+        print(f"{name}: error: cannot read image: {error}", file=sys.stderr)
+        return None
+
+
+def _command(name: str) -> Any:
+    """The function behind `cnnforge NAME`."""
+    if name == "explain":
+        from .explain import explain_command
+
+        return explain_command
+    if name == "features":
+        from .features import features_command
+
+        return features_command
+    return {"evaluate": evaluate_command, "predict": predict_command}[name]
+
+
 def main(command: str, argv: list[str]) -> int:
-    run = {"evaluate": evaluate_command, "predict": predict_command}[command]
+    run = _command(command)
     try:
         return run(argv)
     except UsageError as error:
         print(f"cnnforge {command}: {error}", file=sys.stderr)
         return 2
-    except (checkpoint.CheckpointError, DataError) as error:
+    except (checkpoint.CheckpointError, DataError, OSError) as error:  # OSError: e.g. an output folder not writable
         print(f"cnnforge {command}: error: {error}", file=sys.stderr)
         return 1

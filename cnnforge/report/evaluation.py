@@ -1,0 +1,53 @@
+"""A run's checkpoint on its validation split: the spec it holds, and the loss, accuracy and confusion matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ..compiler import Compiled, compile_spec
+from ..spec import read_text
+from ..train.checkpoint import CheckpointError
+from ..train.data import DataError, load
+from ..train.inference import load_model
+from ..train.loop import evaluate, pick_device
+
+BATCH = 256
+
+
+@dataclass
+class Evaluation:
+    """The checkpoint's spec compiled, and how its model does on the validation split (rows: true class)."""
+
+    checkpoint: Path
+    compiled: Compiled
+    epoch: int  # epochs trained when it was saved
+    data: str
+    classes: list[str]
+    samples: int
+    loss: float
+    accuracy: float
+    confusion: list[list[int]]
+
+
+def run(path: Path) -> Evaluation:
+    """Load the checkpoint at `path` and evaluate it on the data it was trained on, on the best device there is.
+    Raises CheckpointError or DataError, with a message for the page."""
+    model, prepare, state = load_model(path)
+    spec = state["spec"]
+    loaded = read_text(spec["text"], spec["file"], spec["bindings"])
+    if loaded.spec is None:
+        raise CheckpointError("\n".join(str(d) for d in loaded.diagnostics))
+    compiled = compile_spec(loaded.spec, loaded.file, loaded.source)
+    data = load(OmegaConf.create(state["config"]["data"]), tuple(prepare.target))
+    if data.classes != state["data"]["classes"]:
+        raise DataError(f"{data.name} now has classes {data.classes}, the run had {state['data']['classes']}")
+    if tuple(data.shape) != tuple(prepare.source):
+        prepare = prepare.for_source(data.shape, data.scale)
+    device = pick_device("auto")
+    batches = ((x.to(device), y.to(device)) for x, y in data.val.batches(BATCH))
+    loss, accuracy, confusion = evaluate(model.to(device), batches, prepare, len(data.classes), device=device)
+    epoch = state["progress"]["epoch"]
+    return Evaluation(path, compiled, epoch, data.name, data.classes, len(data.val), loss, accuracy, confusion.tolist())

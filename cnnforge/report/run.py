@@ -1,0 +1,53 @@
+"""What a run folder holds, read without torch: its config, summary, metrics and curves."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHECKPOINTS = ("best.pt", "last.pt")  # the report evaluates the first of these that the run has
+
+
+class ReportError(Exception):
+    """A folder that is not a run folder: said in one line, never as a traceback."""
+
+
+@dataclass
+class RunFolder:
+    """The files of one `cnnforge train` run; None (or empty) for those it lacks."""
+
+    path: Path
+    config: str
+    summary: str | None = None
+    metrics: list[dict[str, str]] = field(default_factory=list)
+    curves: bytes | None = None
+    checkpoint: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+
+def read(path: Path) -> RunFolder:
+    """The run folder at `path`; ReportError when it is missing or not a run folder (no config.yaml)."""
+    if not path.exists():
+        raise ReportError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise ReportError(f"{path}: not a folder; give a run folder, outputs/<date>/<time>_<arch>/")
+    config = path / "config.yaml"
+    if not config.is_file():
+        raise ReportError(f"{path}: not a run folder (it has no config.yaml); give one that cnnforge train made")
+    try:
+        run = RunFolder(path, config.read_text(errors="replace"))
+        if (summary := path / "summary.txt").is_file():
+            run.summary = summary.read_text(errors="replace")
+        if (metrics := path / "metrics.csv").is_file():
+            with open(metrics, newline="", errors="replace") as file:
+                run.metrics = list(csv.DictReader(file))
+        if (curves := path / "curves.png").is_file():
+            run.curves = curves.read_bytes()
+    except OSError as error:
+        raise ReportError(f"{error.filename or path}: cannot read: {error.strerror or error}") from None
+    run.checkpoint = next((path / name for name in CHECKPOINTS if (path / name).is_file()), None)
+    return run

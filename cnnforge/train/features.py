@@ -1,0 +1,88 @@
+"""`cnnforge features`: a layer's activation maps for an image, and the first conv layer's filters, as grids."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from ..layers import show
+from . import grid
+from .files import Writer, write_new
+from .inference import UsageError, compiled_spec, device_option, flag_option, load_model, read_image, split_args
+from .maps import feature_layer, first_conv
+
+USAGE = (
+    "usage: cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=features] [device=auto|cpu|cuda|mps] "
+    "[IMAGE...]"
+)
+HELP = f"""{USAGE}
+
+For each image, writes the activation maps of one layer, a tile per channel, each stretched to its own range, as
+OUT/STEM.LAYER.png (a new name, STEM.LAYER-2.png and so on, when that exists).
+  layer=        a layer giving a feature map [C, H, W] (default: the last conv layer)
+  filters=true  also write the first conv layer's filters as OUT/SPEC.LAYER.filters.png (--filters, too)
+  out=          the output folder (default: features, in the current folder)"""
+
+
+def filter_tiles(weight: torch.Tensor) -> tuple[torch.Tensor, list[str], int | None]:
+    """Conv weights [C_o, C_i, K_h, K_w] as tiles, their labels and the grid's columns (None: near-square): a
+    colour tile per filter when C_i is 3, a grey one when it is 1, else a grey tile per output and input channel,
+    a row per output channel."""
+    c_out, c_in = weight.shape[:2]
+    if c_in == 3:
+        return weight.permute(0, 2, 3, 1), [str(o) for o in range(c_out)], None  # [C_o, K_h, K_w, 3]
+    if c_in == 1:
+        return weight[:, 0], [str(o) for o in range(c_out)], None
+    labels = [f"{o}:{i}" for o in range(c_out) for i in range(c_in)]
+    return weight.flatten(0, 1), labels, c_in  # [C_o * C_i, K_h, K_w]
+
+
+def _drawn(
+    tiles: torch.Tensor, labels: list[str], title: str, columns: int | None = None, cmap: str = "viridis"
+) -> Writer:
+    """Writes the tiles, each stretched to its own range, as a labelled grid."""
+    array = grid.normalised(tiles.detach().cpu().float().numpy())
+    return lambda file: grid.draw(file, array, labels, title, columns, cmap)
+
+
+def features_command(argv: list[str]) -> int:
+    """cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=DIR] [device=auto] [IMAGE...]"""
+    if "--help" in argv or "-h" in argv:
+        print(HELP)
+        return 0
+    options, images = split_args(argv, ("ckpt", "layer", "filters", "out", "device"), USAGE, flags=("filters",))
+    filters = flag_option(options, "filters", USAGE)
+    if "ckpt" not in options or not (images or filters):
+        raise UsageError(USAGE)
+    device = device_option(options, USAGE)
+    out = Path(options.get("out", "features"))
+    model, prepare, state = load_model(options["ckpt"])
+    compiled = compiled_spec(state)
+    layer = feature_layer(compiled, options.get("layer"))
+    name = re.sub(r"[^\w.-]+", "_", state["spec"]["name"])  # a file name, whatever the spec's name
+    if filters:
+        conv = first_conv(compiled)
+        weight = model.get_submodule(conv.name).weight  # [C_o, C_i / groups, K_h, K_w]
+        tiles, labels, columns = filter_tiles(weight)
+        title = f"{name} {conv.name}: filters {show(weight.shape)}"
+        drawn = _drawn(tiles, labels, title, columns, "gray")  # colour filters are drawn as RGB
+        (path,) = write_new(out, f"{name}.{conv.name}.filters", {".png": drawn})
+        print(f"filters of {conv.name} {show(weight.shape)} -> {path}")
+    model = model.to(device)
+    upto = model[: layer.index + 1]
+    mode = "L" if prepare.source[0] == 1 else "RGB"
+    status = 0
+    for image in images:
+        x = read_image(image, mode)
+        if x is None:
+            status = 1
+            continue
+        with torch.no_grad():
+            maps = upto(prepare.for_source(tuple(x.shape[1:]), 255.0)(x.to(device)))[0]  # [C, H, W]
+        title = f"{layer.name} {show(maps.shape)} of {Path(image).name}"
+        labels = [str(c) for c in range(len(maps))]
+        (path,) = write_new(out, f"{Path(image).stem}.{layer.name}", {".png": _drawn(maps, labels, title)})
+        print(f"{image}: {layer.name} {show(maps.shape)} -> {path}")
+    return status

@@ -1,0 +1,106 @@
+"""Training memory against torch's own accounting: per layer, the bytes of the tensors autograd saves for the
+backward pass (torch.autograd.graph.saved_tensors_hooks), each storage once and at the first layer that saves
+it, parameters and buffers aside; float32 on the CPU, in training mode. The static figures match to the byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from agreement import compile_dict
+from hypothesis import HealthCheck, assume, given, settings
+from strategies import specs
+from torch import nn
+from torch_oracle import run
+
+from cnnforge import compile_file
+from cnnforge.analysis import analyse
+from cnnforge.builder import build
+
+ARCHITECTURES = Path(__file__).resolve().parent.parent / "architectures"
+PROFILE = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths"),
+    pytest.mark.usefixtures("one_thread"),
+]
+
+
+def saved_by_torch(modules: list[nn.Module], shape: list[int], batch: int) -> list[int]:
+    """Per module, the bytes of the storages autograd saves while it runs that no earlier module saved."""
+    model = nn.Sequential(*modules).train()
+    state = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: set[int] = set()
+    saved = [0] * len(modules)
+    running = [0]
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in state | seen:
+            seen.add(storage.data_ptr())
+            saved[running[0]] += storage.nbytes()
+        return tensor
+
+    for index, module in enumerate(modules):
+        module.register_forward_pre_hook(lambda module, args, index=index: running.__setitem__(0, index))
+    x = torch.rand(batch, *shape)  # the data: it needs no gradient
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        y = model(x)
+    if y.requires_grad:
+        y.sum().backward()  # backward checks that what was saved is all that is needed
+    return saved
+
+
+@settings(max_examples=150, **PROFILE)
+@given(specs(max_layers=5, max_channels=4, max_size=12))
+def test_saved_tensors_are_torchs(spec: dict) -> None:
+    ran = run(spec, "cpu")
+    assume(ran.ok)
+    compiled = compile_dict(spec)
+    for module in ran.modules:
+        module.float()
+    analysis = analyse(compiled, batch=3)
+    measured = saved_by_torch(ran.modules, spec["input"], 3)
+    assert [layer.saved_bytes for layer in analysis.layers] == measured
+    assert analysis.saved_bytes == sum(measured)
+    assert analysis.param_bytes == 4 * sum(p.numel() for m in ran.modules for p in m.parameters())
+
+
+@pytest.mark.parametrize(("name", "batch"), [("lenet", 256), ("alexnet", 2), ("alexnet2012", 2)])
+def test_shipped_specs(name: str, batch: int) -> None:
+    compiled = compile_file(ARCHITECTURES / f"{name}.yaml")
+    analysis = analyse(compiled, batch)
+    measured = saved_by_torch(list(build(compiled)), list(compiled.spec.input), batch)
+    assert [layer.saved_bytes for layer in analysis.layers] == measured
+
+
+def test_lenet_figures() -> None:
+    """LeNet-5 per sample: the input image (kept by conv0), both tanh outputs over maps, the pooled maps that
+    conv3 and linear7 read, and the three tanh outputs over features; 35.6 KiB, and 8.9 MiB at batch 256."""
+    analysis = analyse(compile_file(ARCHITECTURES / "lenet.yaml"), batch=1)
+    expected = [32 * 32, 6 * 28 * 28, 0, 6 * 14 * 14, 16 * 10 * 10, 0, 0, 400, 120, 0, 84, 0]
+    assert [layer.saved_bytes for layer in analysis.layers] == [4 * n for n in expected]
+    assert analyse(compile_file(ARCHITECTURES / "lenet.yaml"), batch=256).saved_bytes == 256 * 4 * sum(expected)
+
+
+def test_dropout_extremes_and_view_sharing() -> None:
+    """dropout p=0 returns its input itself; p=1 multiplies by one zero; a linear after flatten reads the map."""
+    spec = {
+        "name": "t",
+        "input": [2, 4, 4],
+        "layers": [
+            {"type": "conv", "shape": [2, 3, 3, 3], "padding": 1},
+            {"type": "relu"},
+            {"type": "flatten"},
+            {"type": "dropout", "p": 0.0},
+            {"type": "linear", "shape": [48, 5]},
+            {"type": "dropout", "p": 1.0},
+            {"type": "linear", "shape": [5, 2]},
+        ],
+    }
+    analysis = analyse(compile_dict(spec), batch=2)
+    assert [layer.saved_bytes for layer in analysis.layers] == [2 * 4 * 32, 2 * 4 * 48, 0, 0, 0, 4, 2 * 4 * 5]
+    ran = run(yaml.safe_load(yaml.safe_dump(spec)), "cpu")
+    assert saved_by_torch(ran.modules, spec["input"], 2) == [layer.saved_bytes for layer in analysis.layers]

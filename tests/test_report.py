@@ -1,0 +1,254 @@
+"""`cnnforge report`: the HTML page of a one-epoch digits run, what it says when parts of a run are missing, its
+errors, and the page in a real browser (headless Chromium): it loads nothing, logs no error and shows it all."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from train_helpers import Run, app_folder, train, write_spec
+
+from cnnforge.cli import main
+
+DIGITS_VAL = 359
+TINY_TYPES = ["conv", "relu", "maxpool", "flatten", "dropout", "linear"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    folder = tmp_path_factory.mktemp("report")
+    write_spec(folder)
+    with app_folder(folder):
+        run = train("arch=tiny.yaml", "trainer.epochs=1", "trainer.batch_size=32", "optim.lr=0.1")
+        assert run.code == 0, run.output
+        yield run
+
+
+@pytest.fixture(scope="module")
+def report(trained: Run) -> Path:
+    assert main(["report", str(trained.folder)]) == 0
+    return trained.folder / "report.html"
+
+
+class Page(HTMLParser):
+    """The parts of a report a test looks at: elements by id, each table's rows of cells, and every URL."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.ids: dict[str, str] = {}
+        self.tables: dict[str, list[list[str]]] = {}
+        self.urls: list[str] = []
+        self.tags: list[str] = []
+        self.title = ""
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self._in_title = False
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.tags.append(tag)
+        if "id" in found:
+            self.ids[found["id"] or ""] = tag
+        self.urls += [value or "" for key, value in attrs if key in ("src", "href", "xlink:href", "action")]
+        if tag == "table":
+            self._table = found.get("id") or ""
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table is not None:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table is not None:
+            self._cell = []
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._table is not None:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._in_title:
+            self.title += data
+
+
+def test_report_shows_the_whole_run(trained: Run, report: Path, capsys: pytest.CaptureFixture) -> None:
+    page = Page(report.read_text())
+    assert page.title == f"tiny: run {trained.folder.parent.name}/{trained.folder.name}"
+    head, *summary = page.tables["summary-table"]
+    columns = [head.index(name) for name in ("#", "name", "type", "output", "params", "MACs")]
+    assert [[row[i] for i in columns] for row in summary] == [
+        ["0", "conv0", "conv", "[4, 8, 8]", "40", "2,304"],
+        ["1", "relu1", "relu", "[4, 8, 8]", "0", "0"],
+        ["2", "maxpool2", "maxpool", "[4, 4, 4]", "0", "0"],
+        ["3", "flatten3", "flatten", "[64]", "0", "0"],
+        ["4", "dropout4", "dropout", "[64]", "0", "0"],
+        ["5", "linear5", "linear", "[10]", "650", "640"],
+    ]
+    assert page.ids["diagram"] == "figure" and "svg" in page.tags
+    assert page.ids["curves"] == "img"
+    metrics = page.tables["metrics-table"]
+    rows = trained.rows()
+    assert metrics[0] == list(rows[0])
+    assert metrics[1:] == [list(row.values()) for row in rows]
+    confusion = page.tables["confusion-matrix"]
+    assert confusion[0] == ["true \\ predicted", *(str(d) for d in range(10))]
+    assert [row[0] for row in confusion[1:]] == [str(d) for d in range(10)]
+    counts = [[int(v) for v in row[1:]] for row in confusion[1:]]
+    assert sum(map(sum, counts)) == DIGITS_VAL
+    correct = sum(counts[i][i] for i in range(10))
+    assert correct / DIGITS_VAL == pytest.approx(float(rows[-1]["val_acc"]), abs=1e-5)  # one epoch: best is last
+    assert "best.pt (after epoch 1) on the digits validation split, 359 samples" in report.read_text()
+    assert all(url.startswith(("data:", "#")) for url in page.urls), page.urls  # nothing to fetch: all inline
+    assert "<script" not in report.read_text()
+
+
+def test_report_replaces_an_earlier_one_and_writes_elsewhere(trained: Run, report: Path, tmp_path: Path, capsys):
+    report.write_text("an earlier report")
+    capsys.readouterr()
+    assert main(["report", str(trained.folder)]) == 0
+    assert capsys.readouterr().out == f"{report}\n"
+    assert report.read_text().startswith("<!DOCTYPE html>")
+    elsewhere = tmp_path / "run.html"
+    assert main(["report", str(trained.folder), "-o", str(elsewhere)]) == 0
+    assert Page(elsewhere.read_text()).tables.keys() == Page(report.read_text()).tables.keys()
+    assert not [p for p in trained.folder.iterdir() if p.name.startswith(".report")]  # no temporary file left
+
+
+def copy_without(folder: Path, tmp_path: Path, *missing: str) -> Path:
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(*missing))
+    return copy
+
+
+def test_report_of_a_run_without_checkpoints(trained: Run, tmp_path: Path) -> None:
+    folder = copy_without(trained.folder, tmp_path, "*.pt", "report.html")
+    assert main(["report", str(folder)]) == 0
+    text = (folder / "report.html").read_text()
+    page = Page(text)
+    assert "This run folder has no checkpoint (best.pt or last.pt), so there is no diagram" in text
+    assert "confusion-matrix" not in page.tables and "diagram" not in page.ids
+    assert html.escape((folder / "summary.txt").read_text().splitlines()[-1]) in text
+    head, *rows = page.tables["summary-table"]  # the summary as the run wrote it
+    assert head[:2] == ["#", "name"] and [row[1] for row in rows] == [f"{t}{i}" for i, t in enumerate(TINY_TYPES)]
+    assert {"metrics-table"} <= page.tables.keys() and page.ids["curves"] == "img"
+
+
+def test_report_of_a_run_with_a_broken_checkpoint(trained: Run, tmp_path: Path) -> None:
+    folder = copy_without(trained.folder, tmp_path, "report.html", "curves.png", "metrics.csv")
+    (folder / "best.pt").write_text("not a checkpoint")
+    assert main(["report", str(folder)]) == 0
+    text = (folder / "report.html").read_text()
+    assert f"best.pt could not be evaluated: {folder / 'best.pt'}: not a readable checkpoint" in text
+    assert "No curves.png in this run." in text and "No metrics.csv in this run." in text
+
+
+def test_report_errors(trained: Run, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "file.txt").write_text("")
+    cases = {
+        tmp_path / "nowhere": "no such folder",
+        tmp_path / "file.txt": "not a folder; give a run folder, outputs/<date>/<time>_<arch>/",
+        tmp_path: "not a run folder (it has no config.yaml); give one that cnnforge train made",
+    }
+    for folder, message in cases.items():
+        assert main(["report", str(folder)]) == 1
+        assert capsys.readouterr() == ("", f"cnnforge report: error: {folder}: {message}\n")
+    unwritable = tmp_path / "no" / "such" / "report.html"
+    assert main(["report", str(trained.folder), "-o", str(unwritable)]) == 1
+    assert capsys.readouterr().err == f"cnnforge report: error: {unwritable}: cannot write: No such file or directory\n"
+
+
+# --- in a browser ----------------------------------------------------------------------------------------------
+
+BROWSER_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",  # as root, Chromium runs only without its sandbox
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1000",
+]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Headless Chromium through chromedriver, its console logged. Skipped where neither is installed, unless
+    CNNFORGE_BROWSER=required (CI sets it, after installing them)."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        chromium = None
+    if not (chromium and driver):
+        if os.environ.get("CNNFORGE_BROWSER") == "required":
+            pytest.fail("CNNFORGE_BROWSER=required, but chromium, chromedriver or selenium is missing")
+        pytest.skip("needs chromium, chromedriver and selenium (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*BROWSER_FLAGS, f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path_factory.mktemp('chromium'))}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    session = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def load(browser, page: Path) -> list[dict]:
+    """Open `page` and return what its console logged."""
+    browser.get(page.resolve().as_uri())
+    assert browser.execute_script("return document.readyState") == "complete"
+    return browser.get_log("browser")
+
+
+def test_the_browser_catches_console_errors(browser, tmp_path: Path) -> None:
+    """The check below would see a broken page: a missing image and a script error both log errors."""
+    page = tmp_path / "broken.html"
+    page.write_text('<!DOCTYPE html><title>x</title><img src="missing.png"><script>undefined_name()</script>')
+    messages = [entry["message"] for entry in load(browser, page) if entry["level"] == "SEVERE"]
+    assert any("missing.png" in m for m in messages) and any("undefined_name" in m for m in messages), messages
+
+
+def test_report_in_a_browser(browser, trained: Run, report: Path) -> None:  # skipped before training
+    from selenium.webdriver.common.by import By
+
+    log = load(browser, report)
+    assert [entry for entry in log if entry["level"] in ("SEVERE", "WARNING")] == []
+    assert browser.title == f"tiny: run {trained.folder.parent.name}/{trained.folder.name}"
+    assert browser.find_element(By.TAG_NAME, "h1").text == browser.title
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0  # loads nothing
+
+    rows = browser.find_elements(By.CSS_SELECTOR, "#summary-table tbody tr")
+    assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in rows] == [
+        "conv0", "relu1", "maxpool2", "flatten3", "dropout4", "linear5"
+    ]  # fmt: skip
+    diagram = browser.find_element(By.CSS_SELECTOR, "#diagram svg")
+    assert diagram.rect["width"] > 300 and diagram.rect["height"] > 100
+    assert diagram.is_displayed()
+    curves = browser.find_element(By.ID, "curves")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", curves) == 1000
+    assert curves.rect["width"] > 300 and curves.is_displayed()
+
+    confusion = browser.find_element(By.ID, "confusion-matrix")
+    assert len(confusion.find_elements(By.CSS_SELECTOR, "thead th")) == 11
+    body = confusion.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(body) == 10
+    assert all(len(row.find_elements(By.TAG_NAME, "td")) == 10 for row in body)
+    assert sum(int(cell.text) for cell in confusion.find_elements(By.CSS_SELECTOR, "tbody td")) == DIGITS_VAL
+    metrics = browser.find_elements(By.CSS_SELECTOR, "#metrics-table tbody tr")
+    assert len(metrics) == 1 and re.fullmatch(r"1 .*", metrics[0].text)
