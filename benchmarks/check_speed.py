@@ -1,21 +1,30 @@
-"""Time `cnnforge check` on the shipped specs against `import torch`, each a whole process.
+"""`check`: wall time of `cnnforge check` on the shipped specs against `python -c "import torch"`, each a whole
+process. Ratio: cnnforge check / import torch, run by run. Target: at most 1/5.
 
-Run `python -m benchmarks.check_speed [-n N] [--json PATH]` from the project root.
+Alone: `python -m benchmarks.check_speed [-n N] [--warmup N] [--json PATH]` from the project root.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from .report import Measure, Row
+from .timing import Stat, interleave, ratios
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "cnnforge" / "architectures").glob("*.yaml"))
 TARGET = 1 / 5  # the check should cost at most this fraction of a bare torch import
+REPEATS, WARMUP = 20, 2  # timed and untimed runs of each command
+COMMANDS = {
+    "cnnforge check": [sys.executable, "-m", "cnnforge", "check", *map(str, SPECS)],
+    "import torch": [sys.executable, "-c", "import torch"],
+}
 
 
 def seconds(command: list[str]) -> float:
@@ -25,27 +34,42 @@ def seconds(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def measure(repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each command's timed runs, the two commands' runs interleaved."""
+    contenders = {name: functools.partial(seconds, command) for name, command in COMMANDS.items()}
+    return interleave(contenders, repeats, warmup)
+
+
+def run(quick: bool = False) -> list[Row]:
+    """The benchmark's one row (--quick: one run of each, no warm-up)."""
+    repeats, warmup = (1, 0) if quick else (REPEATS, WARMUP)
+    times = measure(repeats, warmup)
+    ratio = ratios(times["cnnforge check"], times["import torch"])
+    return [
+        Row(
+            "check",
+            f"{len(SPECS)} shipped specs, whole processes",
+            Measure("cnnforge check", "ms", Stat.of(times["cnnforge check"]).scaled(1000)),
+            Measure("import torch", "ms", Stat.of(times["import torch"]).scaled(1000)),
+            ratio,
+            "cnnforge check / import torch wall time",
+            f"<= 1/{round(1 / TARGET)}",
+            ratio.median <= TARGET,
+            f"{repeats} runs each after {warmup} warm-up",
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-n", "--repeats", type=int, default=20, help="timed runs of each command (default 20)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs of each command first (default 2)")
+    parser.add_argument("-n", "--repeats", type=int, default=REPEATS, help="timed runs of each (%(default)s)")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="untimed runs of each first (%(default)s)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the timings as JSON to PATH")
     args = parser.parse_args(argv)
 
-    commands = {
-        "cnnforge check": [sys.executable, "-m", "cnnforge", "check", *map(str, SPECS)],
-        "import torch": [sys.executable, "-c", "import torch"],
-    }
-    for _ in range(args.warmup):
-        for command in commands.values():
-            seconds(command)
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(args.repeats):  # interleaved, so drift in the machine's load hits both alike
-        for name, command in commands.items():
-            times[name].append(seconds(command))
-
-    medians = {name: statistics.median(runs) for name, runs in times.items()}
-    ratio = medians["cnnforge check"] / medians["import torch"]
+    times = measure(args.repeats, args.warmup)
+    medians = {name: Stat.of(runs).median for name, runs in times.items()}
+    ratio = ratios(times["cnnforge check"], times["import torch"]).median
     print(f"python {sys.version.split()[0]}, {args.repeats} runs each after {args.warmup} warm-up, medians:")
     for name, runs in times.items():
         print(f"  {name:<15} {medians[name] * 1000:7.1f} ms  (min {min(runs) * 1000:.1f}, max {max(runs) * 1000:.1f})")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from train_helpers import Run, app_folder, train
 
+from cnnforge.train.data import TensorSplit
 from cnnforge.train.loop import DEVICE_MEMORY_SHARE, Trainer, keep_on_device
 
 # 3 channels (digits are copied to them): with one channel NHWC and NCHW are the same layout. No dropout:
@@ -141,3 +142,12 @@ def test_the_whole_fast_path_on_a_gpu(tmp_path: Path) -> None:
     assert places == ["cuda"]
     (row,) = run.rows()
     assert float(row["val_acc"]) > 0.1
+
+
+def test_data_already_on_a_device_is_not_pinned() -> None:
+    """Pinning is for batches copied from host memory; data kept on the GPU (here: the meta device) is served as
+    it is (pin_memory() refuses tensors that are not on the CPU)."""
+    split = TensorSplit(torch.empty(5, 1, 2, 2, device="meta"), torch.empty(5, dtype=torch.long, device="meta"))
+    batches = list(split.batches(2, pin=True))
+    assert [len(y) for _, y in batches] == [2, 2, 1]
+    assert all(x.device.type == "meta" for x, _ in batches)

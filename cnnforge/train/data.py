@@ -76,7 +76,7 @@ class TensorSplit:
                 start, stop = start + _cut(stop - start, parts, part), start + _cut(stop - start, parts, part + 1)
             index = slice(start, stop) if order is None else order[start:stop]
             x, y = self.x[index], self.y[index]
-            yield (x.pin_memory(), y.pin_memory()) if pin else (x, y)
+            yield (x.pin_memory(), y.pin_memory()) if pin and x.device.type == "cpu" else (x, y)
 
 
 def _cut(size: int, parts: int, part: int) -> int:

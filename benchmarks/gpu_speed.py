@@ -1,0 +1,65 @@
+"""`gpu`: training throughput on a CUDA GPU, in images/s: AlexNet at batch 256 on synthetic data held on the GPU.
+Contenders: the hand-written loop in fp32; cnnforge in fp32; cnnforge with trainer.precision=bf16 and
+trainer.channels_last=true; and the same with trainer.compile=true. Ratio: each cnnforge variant / hand-written
+fp32 images/s, window by window. Targets: fp32 at least 0.97, the faster settings at least 2.
+
+Skipped where torch sees no CUDA device; a variant whose settings the config does not have is reported as not
+available.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+from hydra.errors import ConfigCompositionException
+
+from .loops import Case, cnnforge_contender, hand_contender, workload
+from .report import Measure, Row
+from .timing import Stat, interleave, ratios
+
+FAST = ["trainer.precision=bf16", "trainer.channels_last=true"]
+VARIANTS = {  # label -> (overrides, target ratio against the hand-written fp32 loop)
+    "cnnforge fp32": ([], 0.97),
+    "cnnforge bf16 + channels_last": (FAST, 2.0),
+    "cnnforge bf16 + channels_last + compile": ([*FAST, "trainer.compile=true"], 2.0),
+}
+BASE = "hand-written fp32"
+CASE = Case("AlexNet", "alexnet", 256, 20, windows=7, warmup=2)
+QUICK = Case("AlexNet", "alexnet", 32, 2, windows=1, warmup=1)
+
+
+def run(quick: bool = False) -> list[Row]:
+    """One row per cnnforge variant, or one row saying why the benchmark was skipped."""
+    if not torch.cuda.is_available():
+        reason = "skipped: no CUDA device (torch.cuda.is_available() is False)"
+        return [Row("gpu", f"AlexNet, batch {CASE.batch_size}", note=reason)]
+    return measure(QUICK if quick else CASE, torch.device("cuda"))
+
+
+def measure(case: Case, device: torch.device) -> list[Row]:
+    """Every available variant against the hand-written loop, all their windows interleaved."""
+    work = workload(case, device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()
+    title = f"{case.title}, batch {case.batch_size}, {where}"
+    with tempfile.TemporaryDirectory() as run_dir:
+        contenders, missing = {BASE: hand_contender(work)}, {}
+        for label, (overrides, _) in VARIANTS.items():
+            try:
+                contenders[label] = cnnforge_contender(work, overrides, Path(run_dir))
+            except ConfigCompositionException as error:
+                missing[label] = str(error).splitlines()[0]
+        seconds = interleave(contenders, case.windows, case.warmup)
+    base = Measure(BASE, "images/s", Stat.of(seconds[BASE]).inverse(case.images))
+    rows = []
+    for label, (overrides, target) in VARIANTS.items():
+        case_title = f"{title}: {' '.join(overrides) or 'defaults'}"
+        if label in missing:
+            rows.append(Row("gpu", case_title, target=f">= {target}", note=f"not available: {missing[label]}"))
+            continue
+        ratio = ratios(seconds[BASE], seconds[label])
+        ours = Measure(label, "images/s", Stat.of(seconds[label]).inverse(case.images))
+        ratio_of, met = f"{label} / {BASE} images/s", ratio.median >= target
+        rows.append(Row("gpu", case_title, ours, base, ratio, ratio_of, f">= {target}", met))
+    return rows

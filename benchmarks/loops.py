@@ -1,0 +1,149 @@
+"""The contenders of the training benchmarks: cnnforge's own Trainer, and a minimal hand-written PyTorch loop
+over the same network (benchmarks/handwritten.py, starting from the same weights), optimizer, in-memory data
+and batch normalisation. Each contender is a function that trains one window of batches and returns its
+seconds, waiting for the GPU at both ends."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from cnnforge.builder import build
+from cnnforge.compiler import Compiled, compile_file
+from cnnforge.train import archs
+from cnnforge.train.app import CONF
+from cnnforge.train.data import Data, Prepare, load
+from cnnforge.train.loop import Progress, Trainer
+
+from .handwritten import HANDWRITTEN, load_by_position
+
+
+@dataclass(frozen=True)
+class Case:
+    """A shipped spec trained on synthetic data: `batches` batches of `batch_size` per window."""
+
+    title: str
+    arch: str
+    batch_size: int
+    batches: int
+    windows: int
+    warmup: int
+
+    @property
+    def images(self) -> int:
+        """Images in one window."""
+        return self.batch_size * self.batches
+
+    def overrides(self, device: torch.device) -> list[str]:
+        """Hydra overrides for this case; the training split is exactly one window."""
+        return [
+            f"arch={self.arch}",
+            "data=synthetic",
+            f"data.train_size={self.images}",
+            "data.val_size=1",
+            f"trainer.batch_size={self.batch_size}",
+            f"trainer.device={device}",
+        ]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What every contender of a case trains: the compiled spec, the data on the device, and its preparation."""
+
+    case: Case
+    device: torch.device
+    compiled: Compiled
+    data: Data
+    prepare: Prepare
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """cnnforge's real training config (cnnforge/conf) with `overrides`, as `cnnforge train` composes it;
+    an unknown key raises hydra.errors.ConfigCompositionException."""
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose(config_name="config", overrides=overrides)
+
+
+def workload(case: Case, device: torch.device) -> Workload:
+    """Compile the case's spec (its `classes` bound to the data's) and make its data and preparation."""
+    config = compose_config(case.overrides(device))
+    spec = archs.resolve(config.arch.spec)
+    classes = config.data.classes
+    compiled = compile_file(spec)
+    if "classes" in (compiled.spec.params or {}):
+        compiled = compile_file(spec, {"classes": classes})
+    data = load(config.data, tuple(compiled.spec.input))
+    data = Data(data.name, data.classes, data.train.to(device), data.val.to(device), data.scale)
+    prepare = Prepare(data.shape, tuple(compiled.spec.input), data.scale).fit(data.train)
+    return Workload(case, device, compiled, data, prepare)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device to finish its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cnnforge_contender(work: Workload, overrides: list[str], run_dir: Path) -> Callable[[], float]:
+    """cnnforge's Trainer with the case's config plus `overrides`: one window is one `train_epoch` over the
+    one-window training split. Progress bars are off, as when the output is not a terminal."""
+    config = compose_config([*work.case.overrides(work.device), *overrides])
+    torch.manual_seed(config.trainer.seed)
+    model = build(work.compiled)
+    meta = {"spec": {"name": work.compiled.spec.name}}
+    trainer = Trainer(config, model, work.data, work.prepare, work.device, run_dir, meta)
+    trainer.tty = False
+    epochs = itertools.count()
+
+    def window() -> float:
+        trainer.progress = Progress()
+        sync(work.device)
+        start = time.perf_counter()
+        trainer.train_epoch(next(epochs))
+        sync(work.device)
+        return time.perf_counter() - start
+
+    return window
+
+
+def hand_contender(work: Workload) -> Callable[[], float]:
+    """A minimal loop, as one writes it by hand: shuffle with randperm, normalise the batch with the mean and
+    standard deviation cnnforge's Prepare uses, cross-entropy, zero_grad, backward, step."""
+    config = compose_config(work.case.overrides(work.device))
+    torch.manual_seed(config.trainer.seed)
+    reference = build(work.compiled)  # the weights cnnforge's model starts from
+    model = HANDWRITTEN[work.case.arch](len(work.data.classes))
+    count = sum(p.numel() for p in model.parameters())
+    if count != work.compiled.total_params:
+        raise AssertionError(f"hand-written {work.case.arch}: {count} params, the spec {work.compiled.total_params}")
+    model = load_by_position(model, reference).to(work.device)
+    optimizer = instantiate(config.optim, params=model.parameters())
+    x, y = work.data.train.x, work.data.train.y  # [N, C, H, W], [N], already on the device
+    mean, std = work.prepare.mean.to(work.device), work.prepare.std.to(work.device)
+    batch_size = config.trainer.batch_size
+    generator = torch.Generator().manual_seed(config.trainer.seed)
+
+    def window() -> float:
+        sync(work.device)
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(y), generator=generator).to(work.device)
+        for first in range(0, len(y), batch_size):
+            index = order[first : first + batch_size]
+            loss = F.cross_entropy(model((x[index] - mean) / std), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        sync(work.device)
+        return time.perf_counter() - start
+
+    return window
