@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_source import FAST
 
 from cnnforge import check_file
 from cnnforge.cli import main
@@ -315,7 +316,7 @@ def test_hostile_files_are_refused_quickly(tmp_path: Path) -> None:
     for name in sorted(names):
         start = time.perf_counter()
         compiled = check_file(tmp_path / name)
-        assert time.perf_counter() - start < 2.0, name
+        assert time.perf_counter() - start < FAST, name
         assert not compiled.ok and compiled.diagnostics[0].severity == "error", name
 
     result = cnnforge("check", str(tmp_path))
