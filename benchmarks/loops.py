@@ -5,6 +5,7 @@ seconds, waiting for the GPU at both ends."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable
@@ -18,10 +19,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from cnnforge.builder import build
-from cnnforge.compiler import Compiled, compile_file
-from cnnforge.train import archs
-from cnnforge.train.app import CONF
-from cnnforge.train.data import Data, Prepare, load
+from cnnforge.compiler import Compiled
+from cnnforge.train.app import CONF, prepare_run
+from cnnforge.train.data import Data, Prepare
 from cnnforge.train.loop import Progress, Trainer
 
 from .handwritten import HANDWRITTEN, load_by_position
@@ -74,17 +74,12 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 
 def workload(case: Case, device: torch.device) -> Workload:
-    """Compile the case's spec (its `classes` bound to the data's) and make its data and preparation."""
+    """The case's spec and data reconciled as `cnnforge train` does (its `classes` bound to the data's), the data
+    on the device and its preparation fitted."""
     config = compose_config(case.overrides(device))
-    spec = archs.resolve(config.arch.spec)
-    classes = config.data.classes
-    compiled = compile_file(spec)
-    if "classes" in (compiled.spec.params or {}):
-        compiled = compile_file(spec, {"classes": classes})
-    data = load(config.data, tuple(compiled.spec.input))
-    data = Data(data.name, data.classes, data.train.to(device), data.val.to(device), data.scale)
-    prepare = Prepare(data.shape, tuple(compiled.spec.input), data.scale).fit(data.train)
-    return Workload(case, device, compiled, data, prepare)
+    plan = prepare_run(config, str(CONF / "data" / "synthetic.yaml"))
+    data = dataclasses.replace(plan.data, train=plan.data.train.to(device), val=plan.data.val.to(device))
+    return Workload(case, device, plan.compiled, data, plan.prepare.fit(data.train))
 
 
 def sync(device: torch.device) -> None:

@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .compiler import Compiled
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 DIAGRAM_SUFFIXES = (".svg", ".png")
@@ -59,14 +63,20 @@ def schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(args: argparse.Namespace) -> int:
+def _compiled(args: argparse.Namespace) -> Compiled | None:
+    """The spec file `args.file` compiled with `args.set`, its diagnostics said on stderr; None if it has errors."""
     from .compiler import check_file
-    from .summary import as_json, as_table
 
     compiled = check_file(args.file, args.set)
     for diagnostic in compiled.diagnostics:
         print(diagnostic, file=sys.stderr)
-    if not compiled.ok:
+    return compiled if compiled.ok else None
+
+
+def summary(args: argparse.Namespace) -> int:
+    from .summary import as_json, as_table
+
+    if (compiled := _compiled(args)) is None:
         return 1
     if args.json:
         print(json.dumps(as_json(compiled, args.macs, args.batch), indent=2))
@@ -96,16 +106,11 @@ def _batch(text: str) -> int:
 
 
 def draw(args: argparse.Namespace) -> int:
-    from .compiler import check_file
-
     output = Path(args.output or Path(args.file).with_suffix(".svg").name)
     if output.suffix.lower() not in DIAGRAM_SUFFIXES:
         print(f"cnnforge draw: {output}: the file name must end in .svg or .png", file=sys.stderr)
         return 2
-    compiled = check_file(args.file, args.set)
-    for diagnostic in compiled.diagnostics:
-        print(diagnostic, file=sys.stderr)
-    if not compiled.ok:
+    if (compiled := _compiled(args)) is None:
         return 1
     try:
         from .diagram.draw import save

@@ -7,11 +7,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..compiler import Compiled, compile_spec
-from ..spec import read_text
-from ..train.checkpoint import CheckpointError
+from ..compiler import Compiled
 from ..train.data import DataError, load
-from ..train.inference import load_model
+from ..train.inference import compiled_spec, load_model
 from ..train.loop import evaluate, pick_device
 
 BATCH = 256
@@ -36,11 +34,7 @@ def run(path: Path) -> Evaluation:
     """Load the checkpoint at `path` and evaluate it on the data it was trained on, on the best device there is.
     Raises CheckpointError or DataError, with a message for the page."""
     model, prepare, state = load_model(path)
-    spec = state["spec"]
-    loaded = read_text(spec["text"], spec["file"], spec["bindings"])
-    if loaded.spec is None:
-        raise CheckpointError("\n".join(str(d) for d in loaded.diagnostics))
-    compiled = compile_spec(loaded.spec, loaded.file, loaded.source)
+    compiled = compiled_spec(state)
     data = load(OmegaConf.create(state["config"]["data"]), tuple(prepare.target))
     if data.classes != state["data"]["classes"]:
         raise DataError(f"{data.name} now has classes {data.classes}, the run had {state['data']['classes']}")

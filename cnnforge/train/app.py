@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -18,6 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..compiler import Compiled, check_file
 from . import archs
+
+if TYPE_CHECKING:
+    from .distributed import Processes
 
 log = logging.getLogger("cnnforge.train")
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -85,7 +88,7 @@ def prepare_run(config: DictConfig, data_config_file: str) -> Plan:
     return Plan(compiled, bindings, data, prepare, notes)
 
 
-def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
+def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Processes) -> float:
     """One training run into `run_dir`; returns the best validation accuracy."""
     import torch
 
@@ -93,13 +96,8 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
     from ..summary import as_table
     from .checkpoint import CheckpointError, load
     from .data import DataError
-    from .distributed import LaunchError, processes
     from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, check_settings, pick_device
 
-    try:
-        procs = processes()
-    except LaunchError as error:
-        raise RunError(str(error)) from None
     if problems := check_settings(config.trainer):
         raise RunError("\n".join(problems))
     if config.trainer.batch_size < procs.world:
@@ -112,8 +110,6 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str) -> float:
         device = procs.device(pick_device(config.trainer.device))
     except DeviceError as error:
         raise RunError(f"trainer.device={error}") from None
-    except LaunchError as error:
-        raise RunError(str(error)) from None
     procs.start(device)
     compiled, data, prepare = plan.compiled, plan.data, plan.prepare
     for note in plan.notes:
@@ -207,15 +203,14 @@ def train(config: DictConfig) -> float:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     data_file = str(CONF / "data" / f"{hydra_config.runtime.choices.get('data')}.yaml")
+    rank = 0
     try:
-        rank = processes().rank
-    except LaunchError:
-        rank = 0  # run() says what is wrong
-    if rank:
-        logging.getLogger().setLevel(logging.ERROR)  # process 0 tells the story
-    try:
-        return run(config, run_dir, data_file)
-    except RunError as error:
+        procs = processes()
+        rank = procs.rank
+        if rank:
+            logging.getLogger().setLevel(logging.ERROR)  # process 0 tells the story
+        return run(config, run_dir, data_file, procs)
+    except (RunError, LaunchError) as error:
         if rank:  # most problems are every process's: process 0 says them, and torchrun then stops this one
             time.sleep(OTHERS_WAIT)
         for line in str(error).splitlines():
