@@ -14,8 +14,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from cnnforge.builder import build
@@ -23,6 +21,7 @@ from cnnforge.compiler import Compiled
 from cnnforge.train.app import CONF, prepare_run
 from cnnforge.train.data import Data, Prepare
 from cnnforge.train.loop import Progress, Trainer
+from cnnforge.train.settings import compose, instantiate
 
 from .handwritten import HANDWRITTEN, load_by_position
 
@@ -69,8 +68,7 @@ class Workload:
 def compose_config(overrides: list[str]) -> DictConfig:
     """cnnforge's real training config (cnnforge/conf) with `overrides`, as `cnnforge train` composes it;
     an unknown key raises hydra.errors.ConfigCompositionException."""
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return compose(config_name="config", overrides=overrides)
+    return compose(overrides)
 
 
 def workload(case: Case, device: torch.device) -> Workload:

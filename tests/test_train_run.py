@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from train_helpers import Run, app_folder, cnnforge, read_metrics, run_dirs, train, write_spec
@@ -22,6 +21,7 @@ from cnnforge.spec import params
 from cnnforge.spec.source import parse
 from cnnforge.train import archs, checkpoint, metrics
 from cnnforge.train.app import CONF, RunError, prepare_run
+from cnnforge.train.settings import compose
 
 DIGITS = str(CONF / "data" / "digits.yaml")
 SYNTHETIC = str(CONF / "data" / "synthetic.yaml")
@@ -40,8 +40,7 @@ layers:
 
 def config(spec: str | Path, *overrides: str) -> DictConfig:
     """The composed config with arch.spec set to `spec`, as `cnnforge train arch=SPEC OVERRIDES` has it."""
-    with initialize_config_module("cnnforge.conf", version_base=None):
-        composed = compose("config", overrides=list(overrides))
+    composed = compose(list(overrides))
     composed.arch.spec = str(spec)
     return composed
 
@@ -155,8 +154,8 @@ def assert_nothing_trained(run: Run) -> None:
     assert run.code == 1
     assert "Traceback" not in run.output
     assert "training on" not in run.output
-    written = {p.name for p in run.folder.iterdir()}
-    assert not written & {"last.pt", "best.pt", "interrupted.pt", "metrics.csv", "curves.png", "summary.txt"}
+    assert run.folders == []  # refused before it started: nothing is left that looks like a run
+    assert not (Path.cwd() / "outputs").exists() or not any((Path.cwd() / "outputs").rglob("*"))
 
 
 def test_class_count_mismatch(work: Path) -> None:
@@ -203,7 +202,7 @@ def test_unknown_device(work: Path) -> None:
     write_spec(work)
     run = train("arch=tiny.yaml", "trainer.device=gpu", "trainer.epochs=1")
     assert_nothing_trained(run)
-    assert "trainer.device=gpu: not a device (auto, cpu, cuda, cuda:N or mps)" in run.output
+    assert "trainer.device=gpu: must be auto, cpu, cuda, cuda:N or mps" in run.output
 
 
 # -- reconciliations that work --------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ anything is allocated, then trains, writing everything a run produces into its o
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import sys
 import time
@@ -17,7 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..compiler import Compiled, check_file
-from . import archs
+from . import archs, resume
+from .settings import REPLACE, VERSION_BASE
 
 if TYPE_CHECKING:
     from .distributed import Processes
@@ -89,37 +91,43 @@ def prepare_run(config: DictConfig, data_config_file: str) -> Plan:
 
 
 def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Processes) -> float:
-    """One training run into `run_dir`; returns the best validation accuracy."""
+    """One training run into `run_dir`; returns the best validation accuracy. Everything that can refuse the
+    run is checked before the run folder gets a file of cnnforge's own."""
     import torch
 
     from ..builder import build
     from ..summary import as_table
-    from .checkpoint import CheckpointError, load
     from .data import DataError
-    from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, check_settings, pick_device
+    from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, pick_device
+    from .settings import SettingsError, validate
 
-    if problems := check_settings(config.trainer):
-        raise RunError("\n".join(problems))
+    try:
+        validate(config)
+    except SettingsError as error:
+        raise RunError(str(error)) from None
     if config.trainer.batch_size < procs.world:
         raise RunError(
             f"trainer.batch_size={config.trainer.batch_size} is the global batch, shared by {procs.world} "
             "processes: make it at least the number of processes"
         )
+    resumed = resume.load(config) if config.trainer.resume else None
+    if procs.main and (found := holds_run(run_dir, config.trainer.resume)):
+        raise RunError(
+            f"{run_dir}: this folder already holds a run ({found}); give a new hydra.run.dir (by default each "
+            "run gets a folder of its own), or trainer.resume=<its checkpoint> to continue that run there"
+        )
     plan = prepare_run(config, data_config_file)
+    if resumed is not None:
+        resume.check_spec(resumed, plan.compiled, config)
     try:
         device = procs.device(pick_device(config.trainer.device))
     except DeviceError as error:
         raise RunError(f"trainer.device={error}") from None
+    check_memory(plan.compiled, config, device)
     procs.start(device)
     compiled, data, prepare = plan.compiled, plan.data, plan.prepare
     for note in plan.notes:
         log.info(note)
-    summary = as_table(compiled)
-    if procs.main:
-        (run_dir / "summary.txt").write_text(summary + "\n")
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
-    log.info("run folder: %s", run_dir)
-    log.info("model:\n%s", summary)
 
     torch.manual_seed(config.trainer.seed)
     try:
@@ -138,20 +146,25 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
         "data": {"name": data.name, "classes": data.classes},
         "prepare": prepare.state(),
     }
-    trainer = Trainer(config, build(compiled), data, prepare, device, run_dir, meta, procs)
-    if config.trainer.resume:
-        try:
-            trainer.restore(load(config.trainer.resume))
-        except CheckpointError as error:
-            raise RunError(str(error)) from None
-        except (RuntimeError, KeyError, ValueError) as error:
-            raise RunError(f"{config.trainer.resume}: does not fit this run's model or optimizer ({error})") from None
+    model = build(compiled)
+    if resumed is not None:
+        for line in resume.check_weights(resumed, meta, model, config):
+            log.info(line)
+    trainer = Trainer(config, model, data, prepare, device, run_dir, meta, procs)
+    if resumed is not None:
+        trainer.restore(resumed)
         log.info(
             "resumed from %s at epoch %d, step %d",
             config.trainer.resume,
             trainer.progress.epoch + 1,
             trainer.progress.step,
         )
+    summary = as_table(compiled)
+    if procs.main:
+        (run_dir / "summary.txt").write_text(summary + "\n")
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+    log.info("run folder: %s", run_dir)
+    log.info("model:\n%s", summary)
     where = str(device) if procs.world == 1 else f"{procs.world} processes ({device.type})"
     log.info(
         "training on %s, precision %s, batch %d: %d train / %d validation samples",
@@ -170,12 +183,64 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
         raise SystemExit(130) from None
     except Interrupted as stop:
         log.warning("stopped at epoch %d, step %d; saved %s", stop.epoch + 1, stop.step, stop.path)
-        resume = shlex.quote(f"trainer.resume={stop.path}")
+        again = shlex.quote(f"trainer.resume={stop.path}")
         command = "cnnforge train" if procs.world == 1 else f"torchrun --nproc-per-node={procs.world} -m cnnforge train"
-        log.warning("continue with: %s %s", command, " ".join([*_overrides(config), resume]))
+        log.warning("continue with: %s %s", command, " ".join([*_overrides(config), again]))
         raise SystemExit(128 + stop.signum) from None  # as the shell reports a process stopped by it
-    log.info("best validation accuracy %.4f; outputs in %s", best, run_dir)
+    log.info("finished: %s; best validation accuracy %.4f; outputs in %s", epochs(config.trainer.epochs), best, run_dir)
     return best
+
+
+RUN_FILES = ("config.yaml", "summary.txt", "metrics.csv", "last.pt", "best.pt", "interrupted.pt")
+
+
+def epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def holds_run(folder: Path, resume: str | None) -> str | None:
+    """The first file in `folder` that a run writes (a run's or the user's own: either would be replaced), or
+    None when there is none or when `resume` continues a run from a checkpoint in that folder."""
+    if resume and Path(resume).resolve().parent == folder.resolve():
+        return None
+    return next((name for name in RUN_FILES if (folder / name).exists()), None)
+
+
+def check_memory(compiled: Compiled, config: DictConfig, device: Any) -> None:
+    """Refuse a network whose weights, gradients and optimizer state alone would not fit the device's memory."""
+    import os
+
+    import torch
+
+    states = {"torch.optim.SGD": 1 if config.optim.get("momentum") else 0}.get(config.optim._target_, 2)
+    need = compiled.total_params * 4 * (2 + states)  # float32 weights, gradients, and per-weight optimizer state
+    if device.type == "cuda":
+        have = torch.cuda.mem_get_info(device)[1]
+    else:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        raise RunError(
+            f"{compiled.file}: {compiled.total_params:,} parameters need {need / 2**30:,.1f} GiB for their weights, "
+            f"gradients and {config.optim._target_} state alone, more than this {device.type} device's "
+            f"{have / 2**30:,.1f} GiB (see cnnforge summary {compiled.file})"
+        )
+
+
+def remove_unstarted(run_dir: Path) -> None:
+    """Remove what Hydra wrote for a run refused before it started (its .hydra/ and train.log), and the
+    folder when that leaves it empty, so nothing is left that looks like a run."""
+    if holds_run(run_dir, None):
+        return
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (run_dir / ".hydra" / name).unlink(missing_ok=True)
+    (run_dir / "train.log").unlink(missing_ok=True)
+    for folder in (run_dir / ".hydra", run_dir, run_dir.parent):
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            break
+        if folder == run_dir and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", run_dir.parent.name):
+            break  # a date folder of outputs/ goes when it is empty; a folder of the user's stays
 
 
 def _overrides(config: DictConfig) -> list[str]:
@@ -196,7 +261,7 @@ def _overrides(config: DictConfig) -> list[str]:
     return result
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="config")
+@hydra.main(config_path="../conf", config_name="config", **VERSION_BASE)
 def train(config: DictConfig) -> float:
     from .distributed import LaunchError, processes
 
@@ -210,11 +275,13 @@ def train(config: DictConfig) -> float:
         if rank:
             logging.getLogger().setLevel(logging.ERROR)  # process 0 tells the story
         return run(config, run_dir, data_file, procs)
-    except (RunError, LaunchError) as error:
+    except (RunError, LaunchError, resume.ResumeError) as error:
         if rank:  # most problems are every process's: process 0 says them, and torchrun then stops this one
             time.sleep(OTHERS_WAIT)
         for line in str(error).splitlines():
             log.error(f"process {rank}: {line}" if rank else line)
+        if not rank:
+            remove_unstarted(run_dir)
         raise SystemExit(1) from None
 
 
@@ -244,7 +311,7 @@ def register_archs(argv: list[str]) -> list[str]:
                 number += 1
                 name = f"{stem}_{number}"
             taken[name] = choice
-            store.store(group="arch", name=name, node={"name": stem, "spec": choice})
+            store.store(group="arch", name=name, node={"name": stem, "spec": choice}, **REPLACE)
             names.append(name)
         result.append(f"{key}={','.join(names)}")
     return result
@@ -258,6 +325,33 @@ def main(argv: list[str]) -> int:
         extra = hydra_overrides(processes())
     except LaunchError:
         extra = []
+    if problem := _reused_folder(argv):
+        print(problem, file=sys.stderr)
+        return 1
     sys.argv = ["cnnforge train", *register_archs(argv), *extra]
     train()
     return 0
+
+
+def _reused_folder(argv: list[str]) -> str | None:
+    """A run or sweep folder given on the command line that already holds a run, said before Hydra writes
+    its own files there. (Folders named with interpolations are checked by `run` once they are known.)"""
+    options = dict(arg.partition("=")[::2] for arg in argv if "=" in arg)
+    sweep = "-m" in argv or "--multirun" in argv
+    folder = options.get("hydra.sweep.dir" if sweep else "hydra.run.dir")
+    if not folder or "${" in folder:
+        return None
+    found = "multirun.yaml" if sweep and (Path(folder) / "multirun.yaml").exists() else None
+    found = found or holds_run(Path(folder), None if sweep else options.get("trainer.resume"))
+    found = found or (None if sweep or options.get("trainer.resume") else _exists(Path(folder) / ".hydra"))
+    if not found:
+        return None
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    return (
+        f"{key}={folder}: this folder already holds a run ({found}); give a new folder (by default each run gets "
+        "one of its own), or trainer.resume=<its checkpoint> to continue that run there"
+    )
+
+
+def _exists(path: Path) -> str | None:
+    return path.name if path.exists() else None

@@ -126,7 +126,17 @@ def load(config: Any, spec_input: tuple[int, int, int]) -> Data:
         from . import vision  # noqa: F401  (registers the torchvision data sets)
     if config.name not in LOADERS:
         raise DataError(f"data.name={config.name}: no such data set (known: {', '.join(sorted(LOADERS))})")
-    return LOADERS[config.name](config, spec_input)
+    data = LOADERS[config.name](config, spec_input)
+    for split, other in ((data.train, data.val), (data.val, data.train)):
+        if not len(split):
+            which = "training" if split is data.train else "validation"
+            fraction = getattr(config, "val_fraction", None)
+            cause = f"data.val_fraction={fraction} leaves" if fraction is not None else "it has"
+            raise DataError(
+                f"{data.name}: {cause} an empty {which} split ({len(other):,} samples in the other); "
+                "training and validation need at least one sample each"
+            )
+    return data
 
 
 def stratified_split(y: torch.Tensor, val_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -117,17 +117,23 @@ def evaluate_command(argv: list[str]) -> int:
 
 
 def _data_config(state: dict, overrides: list[str]) -> Any:
-    """The checkpoint's data config, or the one `data=NAME` and `data.KEY=VALUE` overrides compose."""
-    if not any(o.startswith("data=") for o in overrides):
-        config = OmegaConf.create(state["config"]["data"])
-        for override in overrides:
-            key, _, value = override.partition("=")
-            OmegaConf.update(config, key.removeprefix("data."), OmegaConf.create({"v": value}).v if value else None)
-        return config
-    from hydra import compose, initialize_config_module
+    """The checkpoint's data config, or the one `data=NAME` composes, with `data.KEY=VALUE` overrides read and
+    checked as `cnnforge train` reads and checks them."""
+    from hydra.errors import HydraException
 
-    with initialize_config_module("cnnforge.conf", version_base=None):
-        return compose("config", overrides=overrides).data
+    from .settings import SettingsError, compose, parse_overrides, validate_data
+
+    try:
+        if any(o.startswith("data=") for o in overrides):
+            config = compose(overrides).data
+        else:
+            config = OmegaConf.create(state["config"]["data"])
+            for key, value in parse_overrides(overrides):
+                OmegaConf.update(config, key.removeprefix("data."), value, force_add=True)
+        validate_data(config)
+    except (HydraException, SettingsError) as error:
+        raise UsageError(str(error)) from None
+    return config
 
 
 def confusion_table(confusion: torch.Tensor, classes: list[str]) -> str:

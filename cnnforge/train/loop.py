@@ -13,6 +13,7 @@ import math
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
@@ -28,33 +28,13 @@ from tqdm import tqdm
 from . import checkpoint, metrics
 from .data import Data, Prepare, Split, TensorSplit
 from .distributed import Processes
+from .settings import instantiate
 
 log = logging.getLogger("cnnforge.train")
 
 
 AUTOCAST = {"32": None, "bf16": torch.bfloat16, "16-mixed": torch.float16}  # trainer.precision -> autocast dtype
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 DEVICE_MEMORY_SHARE = 0.25  # data_on_device=auto: in-memory data moves to the GPU when it takes at most this share
-
-
-def check_settings(trainer: Any) -> list[str]:
-    """What is wrong with the trainer config, before anything is allocated."""
-    problems = []
-    if str(trainer.precision) not in AUTOCAST:
-        problems.append(f"trainer.precision must be 32, bf16 or 16-mixed, found {trainer.precision}")
-    if not isinstance(trainer.compile, bool) and trainer.compile not in COMPILE_MODES:
-        problems.append(
-            f"trainer.compile must be true, false or one of {', '.join(COMPILE_MODES)}, found {trainer.compile}"
-        )
-    if not isinstance(trainer.channels_last, bool):
-        problems.append(f"trainer.channels_last must be true or false, found {trainer.channels_last}")
-    if trainer.data_on_device not in (True, False, "auto"):
-        problems.append(f"trainer.data_on_device must be auto, true or false, found {trainer.data_on_device}")
-    for key, low in (("epochs", 0), ("batch_size", 1), ("log_every", 1)):
-        value = trainer[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            problems.append(f"trainer.{key} must be an integer >= {low}, found {value}")
-    return problems
 
 
 def keep_on_device(setting: bool | str, device_type: str, size: int, free: int | None) -> bool:
@@ -142,14 +122,20 @@ class Trainer:
         self.pin = device.type == "cuda"  # batches of data left in host memory are copied asynchronously
         self.run_dir, self.meta = run_dir, meta
         self.optimizer = instantiate(config.optim, params=self.model.parameters())
-        self.scheduler = instantiate(config.sched, optimizer=self.optimizer) if config.sched.get("_target_") else None
+        self.scheduler = self._scheduler()
         precision = str(self.trainer.precision)
         self.autocast_dtype = AUTOCAST[precision]
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
         self.net = self._wrap(self.model)
         self.progress = Progress()
         self.stop_requested = 0  # the signal that asked the run to stop: SIGINT (Ctrl-C) or SIGTERM (Slurm, torchrun)
+        self.saving = False  # a checkpoint is being written: a second Ctrl-C waits for it
         self.tty = sys.stderr.isatty() and procs.main
+
+    def _scheduler(self) -> Any:
+        """The learning-rate schedule of config.sched for the optimizer as it is now, or None."""
+        sched = self.config.sched
+        return instantiate(sched, optimizer=self.optimizer) if sched.get("_target_") else None
 
     def _place(self, data: Data, device: torch.device) -> Data:
         """In-memory splits moved to the GPU once when trainer.data_on_device says so (auto: when they fit)."""
@@ -190,23 +176,33 @@ class Trainer:
         """Write the state as `name` in the run folder (process 0), with every process's random state."""
         rngs = self.procs.gather(checkpoint.rng_state())
         path = self.run_dir / name
-        if self.procs.main:
-            checkpoint.save({**self.state(), "rng_processes": rngs}, path)
+        self.saving = True
+        try:
+            if self.procs.main:
+                checkpoint.save({**self.state(), "rng_processes": rngs}, path)
+        finally:
+            self.saving = False
         self.procs.wait()
         return path
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint: weights, optimizer, scheduler, progress and random states."""
+        """Continue from a checkpoint: weights, optimizer state, progress and random states. The optimizer's
+        settings and the schedule are this run's config: the schedule is rebuilt and stepped through the
+        epochs done, which gives the checkpoint's learning rate when the config is the one it was saved with."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler and state["scheduler"]:
-            self.scheduler.load_state_dict(state["scheduler"])
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in self.config.optim.items() if k != "_target_"}
+        for group in self.optimizer.param_groups:
+            group.update(settings)
+            group.pop("initial_lr", None)  # set again by the schedule from lr
         self.scaler.load_state_dict(state["scaler"])
-        progress = Progress(**state["progress"])
-        saved = state["config"]["trainer"]["batch_size"]
-        if progress.step and saved != self.trainer.batch_size:
-            raise ValueError(f"it stopped mid-epoch with trainer.batch_size={saved}; resume with that batch size")
-        self.progress = progress
+        self.progress = Progress(**state["progress"])
+        if self.config.sched.get("_target_"):
+            with warnings.catch_warnings():  # stepping a schedule before the optimizer has stepped is the point
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+                self.scheduler = self._scheduler()
+                for _ in range(self.progress.epoch):
+                    self.scheduler.step()
         rngs = state.get("rng_processes") or []
         checkpoint.set_rng_state(rngs[self.procs.rank] if len(rngs) == self.procs.world else state["rng"])
 
@@ -234,7 +230,7 @@ class Trainer:
         return self.progress.best
 
     def _request_stop(self, signum: int, frame: Any) -> None:
-        if self.stop_requested:  # a second Ctrl-C stops at once
+        if self.stop_requested and not self.saving:  # a second Ctrl-C stops at once, but not inside a save
             raise KeyboardInterrupt
         self.stop_requested = signum  # said by the loop: writing to a stream here could interrupt a write in progress
 
@@ -263,9 +259,12 @@ class Trainer:
         size = len(self.data.train)
         steps = math.ceil(size / batch_size)
         scale = self.procs.world  # DistributedDataParallel averages gradients over processes; this undoes it
-        base_loss, base_correct = p.loss_sum, p.correct  # sums over the steps before a resumed one
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        # Sums over the epoch, from those of the steps before a resumed one (on process 0), in float64 where the
+        # device has it: a resumed epoch adds up exactly the numbers, in the order, of an uninterrupted one.
+        base = self.procs.main
+        exact = torch.float64 if self.device.type != "mps" else torch.float32
+        loss_sum = torch.tensor(p.loss_sum if base else 0.0, dtype=exact, device=self.device)
+        correct = torch.tensor(p.correct if base else 0, dtype=torch.long, device=self.device)
         bad_step = torch.tensor(-1, device=self.device)  # first step whose loss was not finite
         start, seen_at_start = time.perf_counter() - p.seconds, p.seen
         bar = tqdm(
@@ -289,10 +288,10 @@ class Trainer:
             bar.update()
             alone_stopping = self.procs.world == 1 and self.stop_requested  # several processes agree at log steps
             if p.step % self.trainer.log_every == 0 or p.step == steps or alone_stopping:
-                totals = self.procs.sum(torch.stack([loss_sum.double(), correct.double()])).tolist()
+                totals = self.procs.sum(torch.stack([loss_sum.to(exact), correct.to(exact)])).tolist()
                 flags = self.procs.max(torch.stack([bad_step, torch.tensor(self.stop_requested, device=self.device)]))
                 first_bad, stop = flags.tolist()
-                p.loss_sum, p.correct = base_loss + totals[0], base_correct + round(totals[1])
+                p.loss_sum, p.correct = totals[0], round(totals[1])
                 p.seconds = time.perf_counter() - start
                 self._check_finite(first_bad, epoch)
                 rate = (p.seen - seen_at_start) / max(p.seconds, 1e-9)

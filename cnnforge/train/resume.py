@@ -1,0 +1,88 @@
+"""What a resumed run may change: the optimizer's settings, the schedule, the number of epochs, logging and
+where it runs follow this run's config (and config.yaml says so); the network, the data and the optimizer's
+kind stay the checkpoint's, and a run stopped mid-epoch also keeps its batch size and seed. Anything else is
+refused in one line naming the key, before the run folder gets a file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# Data keys that say where the data is or how it is read, not what it is: they may change on resume.
+DATA_LOCATION = ("root", "download", "num_workers", "memory_gb")
+
+
+class ResumeError(Exception):
+    """A checkpoint that this run cannot continue."""
+
+
+def load(config: DictConfig) -> dict[str, Any]:
+    """The checkpoint trainer.resume names, checked against what this run's config may change."""
+    from .checkpoint import CheckpointError
+    from .checkpoint import load as load_checkpoint
+
+    where = f"trainer.resume={config.trainer.resume}"
+    try:
+        state = load_checkpoint(config.trainer.resume)
+    except CheckpointError as error:
+        raise ResumeError(str(error)) from None
+    progress, saved = state["progress"], state["config"]
+    if progress["epoch"] >= config.trainer.epochs:
+        done = progress["epoch"]
+        raise ResumeError(
+            f"{where}: that run has finished: it trained {done} epoch{'s' if done != 1 else ''}, and this run "
+            f"has trainer.epochs={config.trainer.epochs}; to train on, give trainer.epochs={done + 1} or more"
+        )
+    data = OmegaConf.to_container(config.data, resolve=True)
+    fixed = [(f"data.{key}", saved["data"].get(key), value) for key, value in data.items() if key not in DATA_LOCATION]
+    fixed.append(("optim._target_", saved["optim"]["_target_"], config.optim._target_))
+    if progress["step"]:  # mid-epoch: the rest of the epoch must be the same batches
+        fixed += [(f"trainer.{k}", saved["trainer"][k], config.trainer[k]) for k in ("batch_size", "seed")]
+    for key, was, now in fixed:
+        if was != now:
+            why = "a resumed run keeps its data and its optimizer"
+            if key.startswith("trainer"):
+                why = "it stopped mid-epoch, so the rest of the epoch must be its batches"
+            raise ResumeError(f"{where}: {key}={_show(now)}, but the checkpoint's run had {_show(was)}; {why}")
+    return state
+
+
+def check_spec(state: dict[str, Any], compiled: Any, config: DictConfig) -> None:
+    """Refuse a checkpoint of another network than this run's spec, by name, before anything is built."""
+    theirs = state["spec"]
+    if theirs["name"] != compiled.spec.name:
+        raise ResumeError(
+            f"trainer.resume={config.trainer.resume}: this checkpoint is of `{theirs['name']}` (file "
+            f"{theirs['file']}); the run's spec is `{compiled.spec.name}` (file {compiled.file})"
+        )
+
+
+def check_weights(state: dict[str, Any], meta: dict[str, Any], model: Any, config: DictConfig) -> list[str]:
+    """Refuse a checkpoint whose weights do not fit `model` (this run's, built from meta["spec"]); return the
+    lines that say which settings differ from the checkpoint's run and are taken from this run's config."""
+    where = f"trainer.resume={config.trainer.resume}"
+    theirs, ours = state["spec"], meta["spec"]
+    expected = model.state_dict()
+    for key, tensor in state["model"].items():
+        if key not in expected or tuple(expected[key].shape) != tuple(tensor.shape):
+            here = list(expected[key].shape) if key in expected else "absent"
+            raise ResumeError(
+                f"{where}: the checkpoint's `{theirs['name']}` (file {theirs['file']}) has other layers than "
+                f"this run's (file {ours['file']}): {key} is {list(tensor.shape)} there, {here} here"
+            )
+    if missing := [key for key in expected if key not in state["model"]]:
+        raise ResumeError(f"{where}: the checkpoint has no {missing[0]}, which this run's `{ours['name']}` has")
+    saved = state["config"]
+    changed: list[str] = []
+    for group in ("optim", "sched", "trainer"):
+        now = OmegaConf.to_container(config[group], resolve=True)
+        for key in sorted(set(now) | set(saved[group])):
+            if key != "resume" and now.get(key) != saved[group].get(key):
+                was = _show(saved[group].get(key))
+                changed.append(f"resuming with {group}.{key}={_show(now.get(key))} (the checkpoint's run: {was})")
+    return changed
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
