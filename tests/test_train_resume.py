@@ -3,6 +3,7 @@ where an uninterrupted run does; and checkpoints are written atomically and read
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -19,6 +20,7 @@ from train_helpers import ENV, Run, app_folder, same_run, train, write_spec
 
 from cnnforge.cli import main
 from cnnforge.train import checkpoint
+from cnnforge.train.loop import Trainer
 
 # Digits in batches of 4 on the CPU: 360 steps an epoch, long enough to interrupt in the middle of one. A spec
 # with dropout and a decaying rate, so that resuming must restore the random state and the scheduler.
@@ -115,6 +117,70 @@ def test_resume_after_a_stop_mid_epoch_equals_an_uninterrupted_run(
     assert resumed.code == 0, resumed.output
     assert f"at epoch {epoch + 1}, step {step}" in resumed.output
     same_run(resumed.rows(), reference.rows())
+    assert_same_weights(weights(resumed), weights(reference))
+
+
+@contextlib.contextmanager
+def stop_after(epoch: int, steps: int, second: bool = False) -> Iterator[None]:
+    """Ask the run to stop, as Ctrl-C does, during training step `steps` of epoch `epoch` (0-based), so that it
+    stops after exactly that many steps; with `second`, a second Ctrl-C comes while the checkpoint is written."""
+    original = Trainer._input
+
+    def _input(self: Trainer, x: torch.Tensor) -> torch.Tensor:
+        if (self.progress.epoch, self.progress.step) == (epoch, steps - 1) and not self.stop_requested:
+            self._request_stop(signal.SIGINT, None)
+        return original(self, x)
+
+    real_save = torch.save
+
+    def save(obj: object, file: object) -> None:
+        if second and isinstance(obj, dict) and obj.get("progress", {}).get("step"):
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, in the middle of the write
+        real_save(obj, file)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "_input", _input)
+        patch.setattr(torch, "save", save)
+        yield
+
+
+def history(path: Path) -> list[dict]:
+    """A checkpoint's per-epoch rows at full precision, timing aside."""
+    rows = checkpoint.load(path)["progress"]["history"]
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in rows]
+
+
+# Early, mid-epoch, one step before the end of the first epoch, and in the second epoch.
+STOPS = [(0, 1), (0, 180), (0, STEPS - 1), (1, 100)]
+
+
+@pytest.mark.parametrize(("epoch", "steps"), STOPS, ids=[f"epoch{e + 1}-step{s}" for e, s in STOPS])
+def test_resume_wherever_it_stopped_equals_an_uninterrupted_run(
+    folder: Path, reference: Run, epoch: int, steps: int
+) -> None:
+    """Stopped after exactly `steps` steps, then resumed with the command it printed: the same weights, and the
+    same losses and accuracies to the last bit."""
+    with stop_after(epoch, steps):
+        stopped = train(*OVERRIDES)
+    assert stopped.code == 130, stopped.output
+    assert f"stopped at epoch {epoch + 1}, step {steps}" in stopped.output
+    command = re.search(r"continue with: cnnforge train (.*)$", stopped.output, re.MULTILINE)[1]
+    resumed = train(*shlex.split(command))
+    assert resumed.code == 0, resumed.output
+    assert f"at epoch {epoch + 1}, step {steps}" in resumed.output
+    assert history(resumed.folder / "last.pt") == history(reference.folder / "last.pt")
+    assert_same_weights(weights(resumed), weights(reference))
+
+
+def test_a_second_ctrl_c_during_the_checkpoint_write_lets_it_finish(folder: Path, reference: Run) -> None:
+    with stop_after(0, 10, second=True):
+        stopped = train(*OVERRIDES)
+    assert stopped.code == 130, stopped.output
+    assert "Traceback" not in stopped.output
+    saved = Path(re.search(r"saved (\S+interrupted\.pt)$", stopped.output, re.MULTILINE)[1])
+    assert checkpoint.load(saved)["progress"]["step"] == 10  # written whole
+    resumed = train(*OVERRIDES, f"trainer.resume={saved}")
+    assert resumed.code == 0, resumed.output
     assert_same_weights(weights(resumed), weights(reference))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
@@ -191,7 +191,8 @@ class Trainer:
         epochs done, which gives the checkpoint's learning rate when the config is the one it was saved with."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in self.config.optim.items() if k != "_target_"}
+        optim = OmegaConf.to_container(self.config.optim, resolve=True)
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in optim.items() if k != "_target_"}
         for group in self.optimizer.param_groups:
             group.update(settings)
             group.pop("initial_lr", None)  # set again by the schedule from lr
