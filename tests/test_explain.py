@@ -21,7 +21,7 @@ from cnnforge.cli import main
 from cnnforge.train import grid
 from cnnforge.train.data import load
 from cnnforge.train.explain import METHODS
-from cnnforge.train.files import write_new
+from cnnforge.files import write_new
 
 needs_grad_cam = pytest.mark.skipif(
     importlib.util.find_spec("pytorch_grad_cam") is None, reason="needs the explain extra (grad-cam)"

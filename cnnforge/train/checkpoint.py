@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..files import replace
+
 FORMAT = "cnnforge-checkpoint/1"
 
 
 def save(obj: dict[str, Any], path: Path) -> Path:
-    """torch.save `obj` to `path` atomically: readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as file:
-            torch.save({"format": FORMAT, **obj}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """torch.save `obj` to `path` atomically: readers see the old file or the new one, never a partial one.
+    Raises WriteError (naming the file) when it cannot be written."""
+    return replace(Path(path), lambda file: torch.save({"format": FORMAT, **obj}, file))
 
 
 class CheckpointError(Exception):

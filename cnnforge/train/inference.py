@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from ..builder import build
 from ..compiler import Compiled, compile_spec
+from ..files import WriteError
 from ..spec import read_text
 from . import checkpoint
 from .data import DataError, Prepare, load
@@ -202,6 +203,6 @@ def main(command: str, argv: list[str]) -> int:
     except UsageError as error:
         print(f"cnnforge {command}: {error}", file=sys.stderr)
         return 2
-    except (checkpoint.CheckpointError, DataError, OSError) as error:  # OSError: e.g. an output folder not writable
+    except (checkpoint.CheckpointError, DataError, WriteError, OSError) as error:  # OSError: e.g. out= a file
         print(f"cnnforge {command}: error: {error}", file=sys.stderr)
         return 1
