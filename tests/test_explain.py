@@ -18,10 +18,10 @@ from PIL import Image
 from train_helpers import app_folder, train
 
 from cnnforge.cli import main
+from cnnforge.files import write_new
 from cnnforge.train import grid
 from cnnforge.train.data import load
 from cnnforge.train.explain import METHODS
-from cnnforge.files import write_new
 
 needs_grad_cam = pytest.mark.skipif(
     importlib.util.find_spec("pytorch_grad_cam") is None, reason="needs the explain extra (grad-cam)"
@@ -371,4 +371,3 @@ def test_write_new_takes_the_first_free_name_for_all_suffixes(tmp_path: Path) ->
     assert paths == [tmp_path / "a-3.png", tmp_path / "a-3.npy"]
     assert [p.read_bytes() for p in paths] == [b"png", b"npy"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-2.png", "a-3.npy", "a-3.png", "a.npy"]
-    assert write_new(tmp_path / "new" / "folder", "a", {".png": writer(b"x")}) == [tmp_path / "new/folder/a.png"]
