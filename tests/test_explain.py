@@ -243,6 +243,22 @@ def test_explain_bad_image(ckpt, images, tmp_path, capsys) -> None:
 
 
 @needs_grad_cam
+@pytest.mark.parametrize("command", ["explain", "features"])
+def test_huge_images_are_refused_and_the_others_done(command, ckpt, images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # as a 12000 x 12000 image is to the default bound
+    huge = tmp_path / "huge.png"
+    Image.new("L", (40, 40)).save(huge)
+    result = cnnforge(capsys, command, f"ckpt={ckpt}", f"out={tmp_path / 'out'}", huge, images[0])
+    assert result.code == 1
+    assert result.err == (
+        f"{huge}: error: refused: Image size (1600 pixels) exceeds limit of 1000 pixels, could be decompression "
+        "bomb DOS attack.\n"
+    )
+    assert [line.partition(":")[0] for line in result.out.splitlines()] == [str(images[0])]
+    assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+@needs_grad_cam
 def test_an_output_folder_that_cannot_be_made(ckpt, images, tmp_path, capsys) -> None:
     (tmp_path / "file").write_text("")
     for command in ("explain", "features"):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -188,6 +189,37 @@ def test_predict_bad_image(trained: Run, digit_images, tmp_path: Path, capsys: p
     assert errors[0].startswith(f"{bad}: error: cannot read image")
     assert errors[1].startswith(f"{missing}: error: cannot read image")
     assert "Traceback" not in result.err
+
+
+def test_predict_reads_16_bit_images_as_their_8_bit_equivalent(trained: Run, digit_images, tmp_path: Path, capsys):
+    """Levels v * 257 at 16 bits are v at 8: the same picture, so the same prediction (once clipped to 0/255)."""
+    path, _ = digit_images[1]
+    levels = np.asarray(Image.open(path))
+    assert levels.min() == 0 and levels.max() == 255  # the 16-bit copy spans 0..65535
+    Image.fromarray(levels.astype(np.uint16) * 257).save(tmp_path / "16.png")
+    assert Image.open(tmp_path / "16.png").mode == "I;16"
+    names = [str(path), str(tmp_path / "16.png")]
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", "top_k=10", *names)
+    assert result.code == 0, result.err
+    eight, sixteen = (parse_predictions(line)[1] for line in result.out.splitlines())
+    assert eight == sixteen
+
+
+def test_predict_refuses_huge_images_and_goes_on(trained: Run, digit_images, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # as a decompression bomb is to the default bound
+    warned, raised = tmp_path / "warned.png", tmp_path / "raised.png"  # over the bound; over twice the bound
+    Image.new("L", (11, 11)).save(warned)
+    Image.new("L", (15, 15)).save(raised)
+    good = str(digit_images[0][0])
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", str(warned), good, str(raised))
+    assert result.code == 1
+    assert [parse_predictions(line)[0] for line in result.out.splitlines()] == [good]
+    assert result.err.splitlines() == [
+        f"{warned}: error: refused: Image size (121 pixels) exceeds limit of 100 pixels, could be decompression "
+        "bomb DOS attack.",
+        f"{raised}: error: refused: Image size (225 pixels) exceeds limit of 200 pixels, could be decompression "
+        "bomb DOS attack.",
+    ]
 
 
 def test_predict_missing_checkpoint(digit_images, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

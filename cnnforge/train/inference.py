@@ -14,7 +14,7 @@ from ..builder import build
 from ..compiler import Compiled, compile_spec
 from ..files import WriteError
 from ..spec import read_text
-from . import checkpoint
+from . import checkpoint, images
 from .data import DataError, Prepare, load
 from .loop import DeviceError, evaluate, pick_device
 
@@ -170,17 +170,14 @@ def predict_command(argv: list[str]) -> int:
 
 def read_image(name: str, mode: str) -> torch.Tensor | None:
     """The image file `name` in PIL's `mode` ("L" or "RGB") as uint8 [1, C, H, W]; None, said on stderr, when
-    it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
+    it cannot be read or is refused (images.read says which)."""
     try:
-        with Image.open(name) as image:
-            pixels = image.convert(mode)
-            x = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
-            return x.view(pixels.height, pixels.width, -1).permute(2, 0, 1)[None]  # [1, C, H, W]
-    except (OSError, UnidentifiedImageError) as error:
-        print(f"{name}: error: cannot read image: {error}", file=sys.stderr)
+        pixels = images.read(name, mode)
+    except images.ImageError as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
         return None
+    x = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
+    return x.view(pixels.height, pixels.width, -1).permute(2, 0, 1)[None]  # [1, C, H, W]
 
 
 def _command(name: str) -> Any:
