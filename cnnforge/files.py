@@ -15,7 +15,7 @@ from typing import BinaryIO
 Writer = Callable[[BinaryIO], None]
 
 
-class WriteError(Exception):
+class WriteError(OSError):
     """An output file that could not be written; the message names it and says why, in one line."""
 
 
