@@ -3,7 +3,9 @@ LeNet-5 checkpoint of a short digits run."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -256,6 +258,18 @@ def test_huge_images_are_refused_and_the_others_done(command, ckpt, images, tmp_
     )
     assert [line.partition(":")[0] for line in result.out.splitlines()] == [str(images[0])]
     assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_features_on_a_full_disk_is_one_line(ckpt, images, tmp_path, capsys, monkeypatch) -> None:
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    result = cnnforge(capsys, "features", f"ckpt={ckpt}", f"out={tmp_path / 'out'}", images[0])
+    assert (result.code, result.out) == (1, "")
+    expected = f"{tmp_path / 'out' / 'digit0.conv3.png'}: cannot write: No space left on device"
+    assert result.err == f"cnnforge features: error: {expected}\n"
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 @needs_grad_cam
