@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,12 +118,14 @@ def draw(args: argparse.Namespace) -> int:
     except ImportError as error:
         print(f"cnnforge draw: needs matplotlib (pip install 'cnnforge[train]'): {error}", file=sys.stderr)
         return 2
+    from .files import WriteError
+
     try:
-        save(compiled, output)
-    except OSError as error:
-        print(f"cnnforge draw: error: {output}: {error.strerror or error}", file=sys.stderr)
+        written = save(compiled, output)
+    except WriteError as error:
+        print(f"cnnforge draw: error: {error}", file=sys.stderr)
         return 1
-    print(f"{output}: {compiled.spec.name}, drawn from {compiled.file}")
+    print(f"{written}: {compiled.spec.name}, drawn from {compiled.file}")
     return 0
 
 
@@ -265,7 +268,13 @@ def parser() -> argparse.ArgumentParser:
         "kernels, fully connected layers as bars, and each stage's parameters and MACs.",
     )
     sub.add_argument("file", metavar="FILE", help="a spec file")
-    sub.add_argument("-o", "--output", metavar="OUT", help="an .svg or .png file (default: FILE's name as .svg, here)")
+    sub.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="an .svg or .png file (default: FILE's name as .svg, here); never replaced: when it exists, the "
+        "diagram goes to NAME-2.svg and so on",
+    )
     _add_set(sub)
     sub.set_defaults(run=draw)
 
@@ -303,6 +312,8 @@ HYDRA_COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if hasattr(signal, "SIGXFSZ"):  # over a file-size limit (ulimit -f), a write fails with EFBIG, said as one line
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses their command lines itself
         return _hydra_command(argv[0], argv[1:])
     args = parser().parse_args(argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -199,6 +200,23 @@ def test_draw_names_the_output_after_the_spec(tmp_path: Path, monkeypatch: pytes
     assert (tmp_path / "lenet.svg").is_file()
 
 
+def test_draw_never_replaces_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = ROOT / "architectures" / "lenet.yaml"
+    Path("lenet.svg").write_text("my own drawing")
+    Path("photo.png").write_bytes(b"my photo")
+    assert main(["draw", str(spec)]) == 0
+    assert main(["draw", str(spec)]) == 0
+    assert main(["draw", str(spec), "-o", "photo.png"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{name}: lenet5, drawn from {spec}" for name in ("lenet-2.svg", "lenet-3.svg", "photo-2.png")
+    ]
+    assert Path("lenet.svg").read_text() == "my own drawing" and Path("photo.png").read_bytes() == b"my photo"
+    assert Path("lenet-2.svg").read_bytes() == Path("lenet-3.svg").read_bytes()
+    assert Path("photo-2.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(os.listdir()) == ["lenet-2.svg", "lenet-3.svg", "lenet.svg", "photo-2.png", "photo.png"]
+
+
 def test_draw_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: broken\ninput: [3, 32, 32]\nlayers:\n  - {type: conv, shape: [4, 8, 3, 3]}\n")
@@ -211,7 +229,7 @@ def test_draw_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     missing = tmp_path / "no" / "such" / "x.svg"
     assert main(["draw", str(ROOT / "architectures" / "lenet.yaml"), "-o", str(missing)]) == 1
     _, err = capsys.readouterr()
-    assert err == f"cnnforge draw: error: {missing}: No such file or directory\n"
+    assert err == f"cnnforge draw: error: {missing}: cannot write: No such file or directory\n"
     assert not list(tmp_path.glob("*.svg")) and not list(tmp_path.glob(".*"))
 
 

@@ -3,7 +3,9 @@ LeNet-5 checkpoint of a short digits run."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -18,10 +20,10 @@ from PIL import Image
 from train_helpers import app_folder, train
 
 from cnnforge.cli import main
+from cnnforge.files import write_new
 from cnnforge.train import grid
 from cnnforge.train.data import load
 from cnnforge.train.explain import METHODS
-from cnnforge.train.files import write_new
 
 needs_grad_cam = pytest.mark.skipif(
     importlib.util.find_spec("pytorch_grad_cam") is None, reason="needs the explain extra (grad-cam)"
@@ -243,6 +245,34 @@ def test_explain_bad_image(ckpt, images, tmp_path, capsys) -> None:
 
 
 @needs_grad_cam
+@pytest.mark.parametrize("command", ["explain", "features"])
+def test_huge_images_are_refused_and_the_others_done(command, ckpt, images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # as a 12000 x 12000 image is to the default bound
+    huge = tmp_path / "huge.png"
+    Image.new("L", (40, 40)).save(huge)
+    result = cnnforge(capsys, command, f"ckpt={ckpt}", f"out={tmp_path / 'out'}", huge, images[0])
+    assert result.code == 1
+    assert result.err == (
+        f"{huge}: error: refused: Image size (1600 pixels) exceeds limit of 1000 pixels, could be decompression "
+        "bomb DOS attack.\n"
+    )
+    assert [line.partition(":")[0] for line in result.out.splitlines()] == [str(images[0])]
+    assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_features_on_a_full_disk_is_one_line(ckpt, images, tmp_path, capsys, monkeypatch) -> None:
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    result = cnnforge(capsys, "features", f"ckpt={ckpt}", f"out={tmp_path / 'out'}", images[0])
+    assert (result.code, result.out) == (1, "")
+    expected = f"{tmp_path / 'out' / 'digit0.conv3.png'}: cannot write: No space left on device"
+    assert result.err == f"cnnforge features: error: {expected}\n"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@needs_grad_cam
 def test_an_output_folder_that_cannot_be_made(ckpt, images, tmp_path, capsys) -> None:
     (tmp_path / "file").write_text("")
     for command in ("explain", "features"):
@@ -371,4 +401,3 @@ def test_write_new_takes_the_first_free_name_for_all_suffixes(tmp_path: Path) ->
     assert paths == [tmp_path / "a-3.png", tmp_path / "a-3.npy"]
     assert [p.read_bytes() for p in paths] == [b"png", b"npy"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-2.png", "a-3.npy", "a-3.png", "a.npy"]
-    assert write_new(tmp_path / "new" / "folder", "a", {".png": writer(b"x")}) == [tmp_path / "new/folder/a.png"]

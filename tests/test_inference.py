@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -190,6 +191,37 @@ def test_predict_bad_image(trained: Run, digit_images, tmp_path: Path, capsys: p
     assert "Traceback" not in result.err
 
 
+def test_predict_reads_16_bit_images_as_their_8_bit_equivalent(trained: Run, digit_images, tmp_path: Path, capsys):
+    """Levels v * 257 at 16 bits are v at 8: the same picture, so the same prediction (once clipped to 0/255)."""
+    path, _ = digit_images[1]
+    levels = np.asarray(Image.open(path))
+    assert levels.min() == 0 and levels.max() == 255  # the 16-bit copy spans 0..65535
+    Image.fromarray(levels.astype(np.uint16) * 257).save(tmp_path / "16.png")
+    assert Image.open(tmp_path / "16.png").mode == "I;16"
+    names = [str(path), str(tmp_path / "16.png")]
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", "top_k=10", *names)
+    assert result.code == 0, result.err
+    eight, sixteen = (parse_predictions(line)[1] for line in result.out.splitlines())
+    assert eight == sixteen
+
+
+def test_predict_refuses_huge_images_and_goes_on(trained: Run, digit_images, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # as a decompression bomb is to the default bound
+    warned, raised = tmp_path / "warned.png", tmp_path / "raised.png"  # over the bound; over twice the bound
+    Image.new("L", (11, 11)).save(warned)
+    Image.new("L", (15, 15)).save(raised)
+    good = str(digit_images[0][0])
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", str(warned), good, str(raised))
+    assert result.code == 1
+    assert [parse_predictions(line)[0] for line in result.out.splitlines()] == [good]
+    assert result.err.splitlines() == [
+        f"{warned}: error: refused: Image size (121 pixels) exceeds limit of 100 pixels, could be decompression "
+        "bomb DOS attack.",
+        f"{raised}: error: refused: Image size (225 pixels) exceeds limit of 200 pixels, could be decompression "
+        "bomb DOS attack.",
+    ]
+
+
 def test_predict_missing_checkpoint(digit_images, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     result = cnnforge(capsys, "predict", f"ckpt={tmp_path / 'none.pt'}", str(digit_images[0][0]))
     assert result.code == 1
@@ -215,3 +247,94 @@ def test_predict_usage(args: tuple[str, ...], problem: str, capsys: pytest.Captu
     first, *rest = result.err.splitlines()
     assert first.startswith(f"cnnforge predict: {problem or 'usage: cnnforge predict ckpt=PATH'}")
     assert (rest[-1] if rest else first).endswith("IMAGE...")
+
+
+# -- checkpoints that load but do not hold a usable model -----------------------------------------------------
+
+
+def _crafted(state: dict, kind: str) -> None:
+    """Change a checkpoint's loaded state as a crafted or damaged file would hold it."""
+    if kind.startswith("no-"):
+        *parents, last = kind.removeprefix("no-").split(".")
+        holder = state
+        for parent in parents:
+            holder = holder[parent]
+        del holder[last]
+    elif kind == "classes-a-number":
+        state["data"]["classes"] = 10
+    elif kind == "other-weights":
+        state["model"]["conv0.weight"] = torch.zeros(2, 1, 3, 3)
+    elif kind == "extra-weights":
+        state["model"]["head.weight"] = torch.zeros(1)
+    elif kind == "fewer-classes":
+        state["data"]["classes"] = ["a", "b", "c"]
+    elif kind == "other-input":
+        state["prepare"]["target"] = [1, 16, 16]
+    elif kind == "broken-spec":
+        state["spec"]["text"] = "name: broken\ninput: [1, 8, 8]\nlayers:\n  - {type: conv, shape: [1, 4, 30, 30]}\n"
+    elif kind == "tensor-as-classes":
+        state["data"]["classes"] = [torch.zeros(1)]
+
+
+CRAFTED = {
+    "no-model": "not a complete cnnforge checkpoint: missing 'model'",
+    "no-spec": "not a complete cnnforge checkpoint: missing 'spec'",
+    "no-prepare": "not a complete cnnforge checkpoint: missing 'prepare'",
+    "no-data.classes": "not a complete cnnforge checkpoint: missing 'data.classes'",
+    "no-config.data": "not a complete cnnforge checkpoint: missing 'config.data'",
+    "classes-a-number": "not a complete cnnforge checkpoint: 'data.classes' is a int, not a list",
+    "tensor-as-classes": "not a complete cnnforge checkpoint: 'data.classes' holds other things than class names",
+    "other-weights": "its weights do not fit its spec tiny: conv0.weight is [2, 1, 3, 3] in the file, [4, 1, 3, 3] "
+    "in the spec",
+    "extra-weights": "its weights do not fit its spec tiny: the file has head.weight, which the spec has not",
+    "fewer-classes": "its spec tiny gives [10], not one score for each of its 3 classes",
+    "other-input": "its 'prepare' makes inputs [1, 16, 16], but its spec tiny takes [1, 8, 8]",
+    "broken-spec": "its spec does not compile: <checkpoint>",
+}
+
+
+@pytest.mark.parametrize("kind", CRAFTED)
+def test_an_incomplete_checkpoint_is_one_line(trained: Run, digit_images, tmp_path: Path, kind: str, capsys) -> None:
+    state = torch.load(trained.folder / "last.pt", weights_only=True)
+    _crafted(state, kind)
+    path = tmp_path / "crafted.pt"
+    torch.save(state, path)
+    image = str(digit_images[0][0])
+    for command, *args in (("predict", image), ("evaluate",), ("features", f"out={tmp_path}", image)):
+        result = cnnforge(capsys, command, f"ckpt={path}", *args)
+        assert (result.code, result.out) == (1, ""), (command, result.err)
+        (line,) = result.err.splitlines()
+        expected = f"cnnforge {command}: error: {path}: {CRAFTED[kind]}"
+        assert line.startswith(expected.removesuffix("<checkpoint>")), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted.pt"]
+
+
+def test_a_report_says_what_its_checkpoint_lacks(trained: Run, tmp_path: Path) -> None:
+    from cnnforge.report.page import write
+
+    state = torch.load(trained.folder / "last.pt", weights_only=True)
+    del state["progress"]
+    (tmp_path / "config.yaml").write_text((trained.folder / "config.yaml").read_text())
+    torch.save(state, tmp_path / "best.pt")
+    text = write(tmp_path).read_text()
+    assert (
+        f"best.pt could not be evaluated: {tmp_path / 'best.pt'}: not a complete cnnforge checkpoint: missing " in text
+    )
+
+
+class Payload:
+    """Unpickling this would run print: code in a file that claims to be a checkpoint."""
+
+    def __reduce__(self) -> tuple:
+        return print, ("ran",)
+
+
+def test_a_checkpoint_holding_code_is_refused_without_advice_to_run_it(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "payload.pt"
+    torch.save({"format": "cnnforge-checkpoint/1", "model": Payload()}, path)
+    result = cnnforge(capsys, "predict", f"ckpt={path}", "x.png")
+    assert result.code == 1 and result.out == ""
+    assert result.err == (
+        f"cnnforge predict: error: {path}: refused: the file holds Python code (a pickled object, print), "
+        "which cnnforge never runs; only tensors and plain values are read\n"
+    )

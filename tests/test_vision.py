@@ -294,6 +294,35 @@ def test_an_unreadable_image_is_named(tmp_path: Path, memory_gb: int) -> None:
         list(data.train.batches(4)) + list(data.val.batches(4))
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_image_folder_reads_16_bit_images_as_their_8_bit_equivalent(tmp_path: Path, channels: int) -> None:
+    rng = np.random.default_rng(3)
+    for i, label in enumerate("aabbb"):
+        levels = rng.integers(0, 256, (9 + i, 11), dtype=np.uint8)
+        levels[0, :2] = 0, 255  # spanning 0..255, and at 16 bits 0..65535
+        for depth, pixels in (("8", levels), ("16", levels.astype(np.uint16) * 257)):
+            (tmp_path / depth / label).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(tmp_path / depth / label / f"{i}.png")
+    assert Image.open(tmp_path / "16" / "a" / "0.png").mode == "I;16"
+    eight, sixteen = (
+        load(data_config("imagefolder", root=str(tmp_path / depth), val_fraction=0.4), (channels, 8, 8))
+        for depth in ("8", "16")
+    )
+    for a, b in ((eight.train, sixteen.train), (eight.val, sixteen.val)):
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+
+
+@pytest.mark.parametrize("memory_gb", [2, 0], ids=["decoded", "streamed"])
+def test_an_image_over_the_pixel_bound_is_named(tmp_path: Path, memory_gb: int, monkeypatch) -> None:
+    image_folder(tmp_path, {"a": 5, "b": 5})  # images of at most 21 x 20 pixels
+    Image.new("L", (30, 30)).save(tmp_path / "b" / "3.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # as a decompression bomb is to the default bound
+    pattern = r"an image cannot be read: .*b/3.png: refused: Image size \(900 pixels\) exceeds limit of 600 pixels"
+    with pytest.raises(DataError, match=pattern):
+        data = load(data_config("imagefolder", root=str(tmp_path), memory_gb=memory_gb), (1, 8, 8))
+        list(data.train.batches(4)) + list(data.val.batches(4))
+
+
 def test_image_folder_root_is_required() -> None:
     with pytest.raises(DataError, match=r"data.root is not set: say where the imagefolder files are"):
         load(data_config("imagefolder"), (1, 8, 8))

@@ -4,9 +4,9 @@ each kernel a small square on the map it reads with lines to the map it makes, f
 from __future__ import annotations
 
 import io
-import os
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
@@ -15,6 +15,7 @@ from matplotlib.patches import FancyArrowPatch, Polygon
 from matplotlib.textpath import TextPath
 
 from ..compiler import Compiled
+from ..files import write_new
 from ..layers import show
 from . import layout as geometry
 from .layout import Column, Cuboid, Layout
@@ -63,14 +64,12 @@ def figure(compiled: Compiled, max_width: float = geometry.MAX_WIDTH) -> Figure:
     return fig
 
 
-def save(compiled: Compiled, path: Path, max_width: float = geometry.MAX_WIDTH) -> None:
-    """Write the diagram as SVG or PNG (by the file's suffix) atomically; the same bytes on every run."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        _write(compiled, tmp, path.suffix.lower().lstrip("."), max_width)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def save(compiled: Compiled, path: Path, max_width: float = geometry.MAX_WIDTH) -> Path:
+    """Write the diagram as SVG or PNG (by the file's suffix) as a new file: `path`, or STEM-2.svg and so on when
+    that exists (never replacing a file), written atomically; the same bytes on every run. Returns its path."""
+    fmt = path.suffix.lower().lstrip(".")
+    (written,) = write_new(path.parent, path.stem, {path.suffix: lambda file: _write(compiled, file, fmt, max_width)})
+    return written
 
 
 def svg(compiled: Compiled, max_width: float = geometry.MAX_WIDTH) -> str:
@@ -80,7 +79,7 @@ def svg(compiled: Compiled, max_width: float = geometry.MAX_WIDTH) -> str:
     return text.getvalue()[text.getvalue().index("<svg") :]
 
 
-def _write(compiled: Compiled, target: Path | io.StringIO, suffix: str, max_width: float) -> None:
+def _write(compiled: Compiled, target: BinaryIO | io.StringIO, suffix: str, max_width: float) -> None:
     import matplotlib
 
     with matplotlib.rc_context(RC):

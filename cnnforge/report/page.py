@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import re
 from pathlib import Path
 
 import yaml
 
+from ..files import WriteError, replace
 from ..summary import as_table
 from ..train.checkpoint import CheckpointError
 from ..train.data import DataError
@@ -51,15 +51,10 @@ def write(run_dir: Path, output: Path | None = None) -> Path:
         except (CheckpointError, DataError) as error:
             result = f"{run.checkpoint.name} could not be evaluated: {error}"
     text = render(run, result)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, output)
-    except OSError as error:
-        raise ReportError(f"{output}: cannot write: {error.strerror or error}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return output
+        return replace(output, lambda file: file.write(text.encode()))
+    except WriteError as error:
+        raise ReportError(str(error)) from None
 
 
 def render(run: RunFolder, result: Evaluation | str) -> str:

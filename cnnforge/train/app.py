@@ -96,6 +96,7 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
     import torch
 
     from ..builder import build
+    from ..files import WriteError
     from ..summary import as_table
     from .data import DataError
     from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, pick_device
@@ -176,7 +177,7 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
     )
     try:
         best = trainer.fit()
-    except (NonFiniteLoss, DataError) as error:
+    except (NonFiniteLoss, DataError, WriteError) as error:
         raise RunError(str(error)) from None
     except KeyboardInterrupt:
         log.warning("stopped at once by a second Ctrl-C; the last complete epoch's checkpoint is last.pt")

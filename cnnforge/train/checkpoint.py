@@ -2,33 +2,93 @@
 
 from __future__ import annotations
 
-import os
+import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..files import replace
+
 FORMAT = "cnnforge-checkpoint/1"
 
 
 def save(obj: dict[str, Any], path: Path) -> Path:
-    """torch.save `obj` to `path` atomically: readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as file:
-            torch.save({"format": FORMAT, **obj}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """torch.save `obj` to `path` atomically: readers see the old file or the new one, never a partial one.
+    Raises WriteError (naming the file) when it cannot be written."""
+    return replace(Path(path), lambda file: torch.save({"format": FORMAT, **obj}, file))
 
 
 class CheckpointError(Exception):
     """A file that is not a readable cnnforge checkpoint."""
+
+
+# What every command that reads a checkpoint relies on, by key (parents before children), and its type.
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "model": dict,
+    "spec": dict,
+    "spec.name": str,
+    "spec.file": str,
+    "spec.text": str,
+    "spec.bindings": dict,
+    "config": dict,
+    "config.data": dict,
+    "data": dict,
+    "data.name": str,
+    "data.classes": list,
+    "prepare": dict,
+    "prepare.source": list,
+    "prepare.target": list,
+    "prepare.scale": (int, float),
+    "prepare.mean": list,
+    "prepare.std": list,
+    "progress": dict,
+    "progress.epoch": int,
+}
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+
+
+def incomplete(state: dict[str, Any]) -> str | None:
+    """What a checkpoint's state lacks of REQUIRED, or holds of the wrong type; None when it is complete."""
+    for key, kind in REQUIRED.items():
+        *parents, last = key.split(".")
+        holder = state
+        for parent in parents:
+            holder = holder[parent]
+        if last not in holder:
+            return f"missing {key!r}"
+        if not isinstance(holder[last], kind) or isinstance(holder[last], bool):
+            return f"{key!r} is a {type(holder[last]).__name__}, not a {_names(kind)}"
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state["model"].items()):
+        return "'model' holds other things than named tensors"
+    if not all(isinstance(c, str) for c in state["data"]["classes"]):
+        return "'data.classes' holds other things than class names"
+    prepare = state["prepare"]
+    shapes = (prepare["source"], prepare["target"])
+    if not all(len(shape) == 3 and all(type(n) is int and n > 0 for n in shape) for shape in shapes):
+        return "'prepare.source' and 'prepare.target' must be [C, H, W] of positive whole numbers"
+    if not all(
+        len(prepare[k]) == shapes[1][0] and all(type(v) in (int, float) for v in prepare[k]) for k in ("mean", "std")
+    ):
+        return "'prepare.mean' and 'prepare.std' must be lists of a number per channel of 'prepare.target'"
+    return None
+
+
+def _refusal(error: Exception) -> str:
+    """Why torch's weights-only unpickler refused a file, in one line, without torch's advice to load it
+    unrestricted."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    if found:
+        return (
+            f"refused: the file holds Python code (a pickled object, {found[1]}), which cnnforge never runs; "
+            "only tensors and plain values are read"
+        )
+    return "not a readable checkpoint (not a file that torch.save wrote, or one that holds other things than tensors)"
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -39,8 +99,11 @@ def load(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: {_refusal(error)}") from None
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+        first = str(error).strip().partition("\n")[0]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: {first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a cnnforge checkpoint")
     return state

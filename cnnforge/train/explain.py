@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..files import Writer, write_new
 from ..layers.registry import suggest
-from .files import Writer, write_new
 from .inference import UsageError, compiled_spec, device_option, flag_option, load_model, read_image, split_args
 from .maps import feature_layer
 
@@ -141,6 +141,7 @@ def explain_command(argv: list[str]) -> int:
     classes = state["data"]["classes"]
     chosen = class_index(options["class"], classes) if "class" in options else None
     model = model.to(device)
+    out.mkdir(parents=True, exist_ok=True)
     cam = getattr(cams, METHODS[method])(model=model, target_layers=[model.get_submodule(layer.name)])
     mode = "L" if prepare.source[0] == 1 else "RGB"
     status = 0

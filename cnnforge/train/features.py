@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from ..files import Writer, write_new
 from ..layers import show
 from . import grid
-from .files import Writer, write_new
 from .inference import UsageError, compiled_spec, device_option, flag_option, load_model, read_image, split_args
 from .maps import feature_layer, first_conv
 
@@ -61,6 +61,7 @@ def features_command(argv: list[str]) -> int:
     model, prepare, state = load_model(options["ckpt"])
     compiled = compiled_spec(state)
     layer = feature_layer(compiled, options.get("layer"))
+    out.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^\w.-]+", "_", state["spec"]["name"])  # a file name, whatever the spec's name
     if filters:
         conv = first_conv(compiled)

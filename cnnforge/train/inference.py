@@ -12,8 +12,9 @@ from omegaconf import OmegaConf
 
 from ..builder import build
 from ..compiler import Compiled, compile_spec
+from ..files import WriteError
 from ..spec import read_text
-from . import checkpoint
+from . import checkpoint, images
 from .data import DataError, Prepare, load
 from .loop import DeviceError, evaluate, pick_device
 
@@ -26,17 +27,56 @@ def compiled_spec(state: dict[str, Any]) -> Compiled:
     """The spec stored in a loaded checkpoint, compiled: its layers' names, kinds and shapes."""
     spec = state["spec"]
     loaded = read_text(spec["text"], spec["file"], spec["bindings"])
-    if loaded.spec is None:
-        raise checkpoint.CheckpointError("\n".join(str(d) for d in loaded.diagnostics))
-    return compile_spec(loaded.spec, loaded.file, loaded.source)
+    compiled = None if loaded.spec is None else compile_spec(loaded.spec, loaded.file, loaded.source)
+    if compiled is None or not compiled.ok:
+        errors = [d for d in (loaded if compiled is None else compiled).diagnostics if d.severity == "error"]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise checkpoint.CheckpointError(f"its spec does not compile: {errors[0]}{more}")
+    return compiled
+
+
+def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:
+    """The first way the weights `found` differ from those a model `expected`; None when they fit."""
+    for name, tensor in expected.items():
+        if name not in found:
+            return f"{name} {list(tensor.shape)} is missing"
+        if found[name].shape != tensor.shape:
+            return f"{name} is {list(found[name].shape)} in the file, {list(tensor.shape)} in the spec"
+    extra = [name for name in found if name not in expected]
+    return f"the file has {extra[0]}, which the spec has not" if extra else None
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, Prepare, dict[str, Any]]:
-    """The trained model in a checkpoint, rebuilt from the spec text stored in it, and how it prepares input."""
+    """The trained model in a checkpoint, rebuilt from the spec text stored in it, and how it prepares input.
+    A checkpoint that lacks a part (checkpoint.REQUIRED), or whose parts do not fit together, is a CheckpointError
+    naming it."""
     state = checkpoint.load(path)
-    model = build(compiled_spec(state))
+    if problem := checkpoint.incomplete(state):
+        raise checkpoint.CheckpointError(f"{path}: not a complete cnnforge checkpoint: {problem}")
+    try:
+        compiled = compiled_spec(state)
+    except checkpoint.CheckpointError as error:
+        raise checkpoint.CheckpointError(f"{path}: {error}") from None
+    name, spec = compiled.spec.name, compiled.spec  # type: ignore[union-attr]
+    model = build(compiled)
+    if problem := _mismatch(model.state_dict(), state["model"]):
+        raise checkpoint.CheckpointError(f"{path}: its weights do not fit its spec {name}: {problem}")
     model.load_state_dict(state["model"])
-    return model.eval(), Prepare.from_state(state["prepare"]), state
+    classes = len(state["data"]["classes"])
+    if compiled.output != (classes,):
+        raise checkpoint.CheckpointError(
+            f"{path}: its spec {name} gives {list(compiled.output or ())}, not one score for each of its {classes} "
+            "classes"
+        )
+    try:
+        prepare = Prepare.from_state(state["prepare"])
+    except DataError as error:
+        raise checkpoint.CheckpointError(f"{path}: its 'prepare' cannot be used: {error}") from None
+    if prepare.target != tuple(spec.input):
+        raise checkpoint.CheckpointError(
+            f"{path}: its 'prepare' makes inputs {list(prepare.target)}, but its spec {name} takes {list(spec.input)}"
+        )
+    return model.eval(), prepare, state
 
 
 def split_args(
@@ -175,17 +215,14 @@ def predict_command(argv: list[str]) -> int:
 
 def read_image(name: str, mode: str) -> torch.Tensor | None:
     """The image file `name` in PIL's `mode` ("L" or "RGB") as uint8 [1, C, H, W]; None, said on stderr, when
-    it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
+    it cannot be read or is refused (images.read says which)."""
     try:
-        with Image.open(name) as image:
-            pixels = image.convert(mode)
-            x = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
-            return x.view(pixels.height, pixels.width, -1).permute(2, 0, 1)[None]  # [1, C, H, W]
-    except (OSError, UnidentifiedImageError) as error:
-        print(f"{name}: error: cannot read image: {error}", file=sys.stderr)
+        pixels = images.read(name, mode)
+    except images.ImageError as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
         return None
+    x = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
+    return x.view(pixels.height, pixels.width, -1).permute(2, 0, 1)[None]  # [1, C, H, W]
 
 
 def _command(name: str) -> Any:
@@ -208,6 +245,6 @@ def main(command: str, argv: list[str]) -> int:
     except UsageError as error:
         print(f"cnnforge {command}: {error}", file=sys.stderr)
         return 2
-    except (checkpoint.CheckpointError, DataError, OSError) as error:  # OSError: e.g. an output folder not writable
+    except (checkpoint.CheckpointError, DataError, WriteError, OSError) as error:  # OSError: e.g. out= a file
         print(f"cnnforge {command}: error: {error}", file=sys.stderr)
         return 1

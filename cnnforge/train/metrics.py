@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
+
+from ..files import replace
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
     """All rows so far, replacing the file atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    replace(path, lambda file: file.write(text.getvalue().encode()))
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -38,7 +39,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         axes.legend(loc="upper right" if key == "loss" else "lower right")
     acc.set_ylim(0, 1)
     figure.suptitle(title)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    os.replace(tmp, path)
+    try:
+        replace(path, lambda file: figure.savefig(file, format="png", dpi=100))
+    finally:
+        plt.close(figure)

@@ -18,6 +18,7 @@ from omegaconf.errors import MissingMandatoryValue
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from . import images
 from .data import Data, DataError, TensorSplit, loader, shards, stratified_split
 
 GIB = 2**30
@@ -199,9 +200,9 @@ class FolderSplit:
             yield torch.empty(0, *self.shape, dtype=torch.uint8), torch.empty(0, dtype=torch.long)
 
 
-def _folder(tv: ModuleType, path: Path, transform: Any) -> Any:
+def _folder(tv: ModuleType, path: Path, transform: Any, mode: str) -> Any:
     try:
-        return tv.datasets.ImageFolder(path, transform=transform)
+        return tv.datasets.ImageFolder(path, transform=transform, loader=images.loader(mode))
     except (FileNotFoundError, ValueError) as error:
         raise DataError(f"{path}/: {_last_line(error)} (expected one folder of images per class)") from None
 
@@ -216,8 +217,11 @@ def _decode(dataset: Dataset, workers: int) -> TensorSplit:
     return TensorSplit(torch.cat([x for x, _ in pairs]), torch.cat([y for _, y in pairs]))
 
 
-def _folders(tv: ModuleType, root: Path, transform: Any, val_fraction: float) -> tuple[list[str], str, Any, Any]:
-    """Class names, how they were split, and the train and validation datasets of an image folder."""
+def _folders(
+    tv: ModuleType, root: Path, transform: Any, mode: str, val_fraction: float
+) -> tuple[list[str], str, Any, Any]:
+    """Class names, how they were split, and the train and validation datasets of an image folder, its images read
+    in PIL's `mode`."""
     given = [(root / part).is_dir() for part in ("train", "val")]
     if any(given) and not all(given):
         present, absent = ("train", "val") if given[0] else ("val", "train")
@@ -226,7 +230,7 @@ def _folders(tv: ModuleType, root: Path, transform: Any, val_fraction: float) ->
             f"or move the class folders up into {root}/ to hold out data.val_fraction of them"
         )
     if all(given):
-        train, val = (_folder(tv, root / part, transform) for part in ("train", "val"))
+        train, val = (_folder(tv, root / part, transform, mode) for part in ("train", "val"))
         if train.classes != val.classes:
             raise DataError(
                 f"{root}/train/ and {root}/val/ must hold the same class folders; only in train/: "
@@ -234,7 +238,7 @@ def _folders(tv: ModuleType, root: Path, transform: Any, val_fraction: float) ->
                 f"{sorted(set(val.classes) - set(train.classes))}"
             )
         return train.classes, "train/ and val/", train, val
-    whole = _folder(tv, root, transform)
+    whole = _folder(tv, root, transform, mode)
     train_index, val_index = stratified_split(torch.tensor(whole.targets), val_fraction)
     if not len(train_index) or not len(val_index):
         raise DataError(
@@ -255,10 +259,8 @@ def imagefolder(config: Any, spec_input: tuple[int, int, int]) -> Data:
         raise DataError(f"{root}/: no such folder; make one folder of images per class in it")
     channels = 1 if spec_input[0] == 1 else 3  # the spec's grayscale or colour; Prepare reports other counts
     shape = (channels, spec_input[1], spec_input[2])
-    transform = transforms.Compose(
-        [*([transforms.Grayscale(1)] if channels == 1 else []), transforms.Resize(shape[1:]), transforms.PILToTensor()]
-    )
-    classes, how, train, val = _folders(tv, root, transform, config.val_fraction)
+    transform = transforms.Compose([transforms.Resize(shape[1:]), transforms.PILToTensor()])
+    classes, how, train, val = _folders(tv, root, transform, "L" if channels == 1 else "RGB", config.val_fraction)
     workers = getattr(config, "num_workers", 0)
     limit = getattr(config, "memory_gb", 2)
     size = (len(train) + len(val)) * math.prod(shape)  # bytes as uint8 at the spec's size
