@@ -18,6 +18,7 @@ import pytest
 import torch
 from train_helpers import ENV, Run, app_folder, same_run, train, write_spec
 
+import cnnforge
 from cnnforge.cli import main
 from cnnforge.train import checkpoint
 from cnnforge.train.loop import Trainer
@@ -196,12 +197,97 @@ def wait_for_step(log: Path, process: subprocess.Popen, step: int, timeout: floa
     raise AssertionError(f"no step {step} within {timeout} s:\n{log.read_text()}")
 
 
-def test_resume_from_a_checkpoint_that_does_not_fit(folder: Path, reference: Run) -> None:
-    run = train("arch=lenet", "trainer.epochs=3", f"trainer.resume={reference.folder / 'last.pt'}")
+def test_resume_from_a_checkpoint_of_another_spec(folder: Path, reference: Run) -> None:
+    ckpt = reference.folder / "last.pt"
+    run = train("arch=lenet", "trainer.epochs=3", f"trainer.resume={ckpt}")
     assert run.code == 1
-    assert "does not fit this run's model or optimizer" in run.output
-    assert "Traceback" not in run.output
+    lenet = Path(cnnforge.__file__).parent / "architectures" / "lenet.yaml"  # spec files as the user named them
+    assert run.output.splitlines() == [
+        f"trainer.resume={ckpt}: this checkpoint is of `tiny` (file tiny.yaml); "
+        f"the run's spec is `lenet5` (file {lenet})"
+    ]
     assert run.folders == []  # a run refused before it starts leaves no folder
+
+
+def test_resume_from_a_checkpoint_whose_spec_changed(folder: Path, reference: Run) -> None:
+    write_spec(folder, file="tiny_rgb", channels=3, name="tiny")  # the same name, other layers
+    ckpt = reference.folder / "last.pt"
+    run = train(*OVERRIDES, "arch=tiny_rgb.yaml", "trainer.epochs=3", f"trainer.resume={ckpt}")
+    assert run.code == 1
+    assert run.output.splitlines()[-1] == (
+        f"trainer.resume={ckpt}: the checkpoint's `tiny` (file tiny.yaml) does not fit this run's "
+        "spec (file tiny_rgb.yaml): conv0.weight is [4, 1, 3, 3] in the file, [4, 3, 3, 3] in the spec"
+    )
+    assert "Traceback" not in run.output and run.folders == []
+
+
+def test_resuming_a_finished_run_says_so(folder: Path, reference: Run) -> None:
+    ckpt = reference.folder / "last.pt"
+    run = train(*OVERRIDES, f"trainer.resume={ckpt}")
+    assert run.code == 1
+    assert run.output.splitlines() == [
+        f"trainer.resume={ckpt}: that run has finished: it trained 2 epochs, and this run has trainer.epochs=2; "
+        "to train on, give trainer.epochs=3 or more"
+    ]
+    assert run.folders == []
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        (
+            "data.val_fraction=0.3",
+            "data.val_fraction=0.3, but the checkpoint's run had 0.2; a resumed run keeps its data and its optimizer",
+        ),
+        (
+            "data=synthetic",
+            "data.name=synthetic, but the checkpoint's run had digits; a resumed run keeps its data and its optimizer",
+        ),
+        (
+            "optim=adam",
+            "optim._target_=torch.optim.Adam, but the checkpoint's run had torch.optim.SGD; a resumed run "
+            "keeps its data and its optimizer",
+        ),
+    ],
+)
+def test_resume_refuses_to_change_the_data_or_the_optimizer(
+    folder: Path, reference: Run, change: str, line: str
+) -> None:
+    ckpt = reference.folder / "last.pt"
+    run = train(*OVERRIDES, "trainer.epochs=3", change, f"trainer.resume={ckpt}")
+    assert run.code == 1
+    assert run.output.splitlines() == [f"trainer.resume={ckpt}: {line}"]
+    assert run.folders == []
+
+
+def test_resume_mid_epoch_keeps_the_batch_size_and_seed(folder: Path) -> None:
+    with stop_after(0, 5):
+        stopped = train(*OVERRIDES)
+    ckpt = stopped.folder / "interrupted.pt"
+    for change, was in (("trainer.batch_size=8", 4), ("trainer.seed=1", 0)):
+        run = train(*OVERRIDES, change, f"trainer.resume={ckpt}")
+        assert run.code == 1
+        assert run.output.splitlines() == [
+            f"trainer.resume={ckpt}: {change}, but the checkpoint's run had {was}; it stopped mid-epoch, so the rest "
+            "of the epoch must be its batches"
+        ]
+
+
+def test_resume_takes_the_learning_rate_and_schedule_from_its_config(folder: Path) -> None:
+    """The config says what ran: a new optim.lr (and schedule) on resume is what trains, what metrics.csv and
+    config.yaml record, and the run says what it changed."""
+    first = train(*OVERRIDES, "trainer.epochs=1")
+    assert first.code == 0, first.output
+    resumed = train(*OVERRIDES, "optim.lr=0.05", "sched.gamma=0.1", f"trainer.resume={first.folder / 'last.pt'}")
+    assert resumed.code == 0, resumed.output
+    assert "resuming with optim.lr=0.05 (the checkpoint's run: 0.02)" in resumed.output
+    assert "resuming with sched.gamma=0.1 (the checkpoint's run: 0.5)" in resumed.output
+    # StepLR(step_size=1, gamma=0.1) from 0.05, one epoch done: 0.05 * 0.1 in epoch 2, as a new run would have it
+    assert [row["lr"] for row in resumed.rows()] == ["0.02", "0.005"]
+    saved = checkpoint.load(resumed.folder / "last.pt")
+    assert saved["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.05 * 0.1**2)
+    config = (resumed.folder / "config.yaml").read_text()
+    assert "  lr: 0.05\n" in config and "  gamma: 0.1\n" in config
 
 
 def test_resume_from_a_missing_checkpoint(folder: Path) -> None:

@@ -49,13 +49,27 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# What resuming a run relies on besides.
+RESUMABLE: dict[str, type | tuple[type, ...]] = {
+    **REQUIRED,
+    "optimizer": dict,
+    "scaler": dict,
+    "rng": dict,
+    "config.optim": dict,
+    "config.sched": dict,
+    "config.trainer": dict,
+    "progress.step": int,
+    "progress.history": list,
+}
+
+
 def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
 
 
-def incomplete(state: dict[str, Any]) -> str | None:
-    """What a checkpoint's state lacks of REQUIRED, or holds of the wrong type; None when it is complete."""
-    for key, kind in REQUIRED.items():
+def incomplete(state: dict[str, Any], required: dict[str, type | tuple[type, ...]] = REQUIRED) -> str | None:
+    """What a checkpoint's state lacks of `required`, or holds of the wrong type; None when it is complete."""
+    for key, kind in required.items():
         *parents, last = key.split(".")
         holder = state
         for parent in parents:
@@ -77,6 +91,17 @@ def incomplete(state: dict[str, Any]) -> str | None:
     ):
         return "'prepare.mean' and 'prepare.std' must be lists of a number per channel of 'prepare.target'"
     return None
+
+
+def mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:
+    """The first way the weights `found` differ from those a model `expected`; None when they fit."""
+    for name, tensor in expected.items():
+        if name not in found:
+            return f"{name} {list(tensor.shape)} is missing"
+        if found[name].shape != tensor.shape:
+            return f"{name} is {list(found[name].shape)} in the file, {list(tensor.shape)} in the spec"
+    extra = [name for name in found if name not in expected]
+    return f"the file has {extra[0]}, which the spec has not" if extra else None
 
 
 def _refusal(error: Exception) -> str:

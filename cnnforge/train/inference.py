@@ -35,17 +35,6 @@ def compiled_spec(state: dict[str, Any]) -> Compiled:
     return compiled
 
 
-def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:
-    """The first way the weights `found` differ from those a model `expected`; None when they fit."""
-    for name, tensor in expected.items():
-        if name not in found:
-            return f"{name} {list(tensor.shape)} is missing"
-        if found[name].shape != tensor.shape:
-            return f"{name} is {list(found[name].shape)} in the file, {list(tensor.shape)} in the spec"
-    extra = [name for name in found if name not in expected]
-    return f"the file has {extra[0]}, which the spec has not" if extra else None
-
-
 def load_model(path: str | Path) -> tuple[torch.nn.Module, Prepare, dict[str, Any]]:
     """The trained model in a checkpoint, rebuilt from the spec text stored in it, and how it prepares input.
     A checkpoint that lacks a part (checkpoint.REQUIRED), or whose parts do not fit together, is a CheckpointError
@@ -59,7 +48,7 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, Prepare, dict[str, An
         raise checkpoint.CheckpointError(f"{path}: {error}") from None
     name, spec = compiled.spec.name, compiled.spec  # type: ignore[union-attr]
     model = build(compiled)
-    if problem := _mismatch(model.state_dict(), state["model"]):
+    if problem := checkpoint.mismatch(model.state_dict(), state["model"]):
         raise checkpoint.CheckpointError(f"{path}: its weights do not fit its spec {name}: {problem}")
     model.load_state_dict(state["model"])
     classes = len(state["data"]["classes"])

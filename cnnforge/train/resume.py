@@ -19,14 +19,15 @@ class ResumeError(Exception):
 
 def load(config: DictConfig) -> dict[str, Any]:
     """The checkpoint trainer.resume names, checked against what this run's config may change."""
-    from .checkpoint import CheckpointError
-    from .checkpoint import load as load_checkpoint
+    from . import checkpoint
 
     where = f"trainer.resume={config.trainer.resume}"
     try:
-        state = load_checkpoint(config.trainer.resume)
-    except CheckpointError as error:
+        state = checkpoint.load(config.trainer.resume)
+    except checkpoint.CheckpointError as error:
         raise ResumeError(str(error)) from None
+    if problem := checkpoint.incomplete(state, checkpoint.RESUMABLE):
+        raise ResumeError(f"{where}: not a complete cnnforge checkpoint of a training run: {problem}")
     progress, saved = state["progress"], state["config"]
     if progress["epoch"] >= config.trainer.epochs:
         done = progress["epoch"]
@@ -61,18 +62,15 @@ def check_spec(state: dict[str, Any], compiled: Any, config: DictConfig) -> None
 def check_weights(state: dict[str, Any], meta: dict[str, Any], model: Any, config: DictConfig) -> list[str]:
     """Refuse a checkpoint whose weights do not fit `model` (this run's, built from meta["spec"]); return the
     lines that say which settings differ from the checkpoint's run and are taken from this run's config."""
+    from .checkpoint import mismatch
+
     where = f"trainer.resume={config.trainer.resume}"
     theirs, ours = state["spec"], meta["spec"]
-    expected = model.state_dict()
-    for key, tensor in state["model"].items():
-        if key not in expected or tuple(expected[key].shape) != tuple(tensor.shape):
-            here = list(expected[key].shape) if key in expected else "absent"
-            raise ResumeError(
-                f"{where}: the checkpoint's `{theirs['name']}` (file {theirs['file']}) has other layers than "
-                f"this run's (file {ours['file']}): {key} is {list(tensor.shape)} there, {here} here"
-            )
-    if missing := [key for key in expected if key not in state["model"]]:
-        raise ResumeError(f"{where}: the checkpoint has no {missing[0]}, which this run's `{ours['name']}` has")
+    if problem := mismatch(model.state_dict(), state["model"]):
+        raise ResumeError(
+            f"{where}: the checkpoint's `{theirs['name']}` (file {theirs['file']}) does not fit this run's spec "
+            f"(file {ours['file']}): {problem}"
+        )
     saved = state["config"]
     changed: list[str] = []
     for group in ("optim", "sched", "trainer"):
