@@ -5,6 +5,7 @@ cleanly, warnings as errors, under both Hydra lines it supports."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -176,3 +177,11 @@ def test_train_resume_and_evaluate_run_cleanly_under_each_hydra_line(
     refused = run("train", *common, "optim._target_=os.system")
     assert refused.returncode == 1
     assert (refused.stdout + refused.stderr).startswith("optim._target_=os.system: not one of torch.optim.SGD")
+
+
+def test_readme_settings_example_is_what_train_prints(work: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    command, *shown = re.search(r"```console\n\$ (cnnforge train optim\.lr=abc .*?)```", readme, re.S)[1].splitlines()
+    run = train(*command.split()[2:])
+    assert run.code == 1
+    assert run.output.splitlines() == shown
