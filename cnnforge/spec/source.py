@@ -99,14 +99,16 @@ class _Loader(Composer, _Parser, Resolver):
             self.depth -= 1
 
 
+# The YAML 1.2.2 core schema's regular expressions (section 10.3.2), exactly: no `_` in numbers, no sign on
+# octal, hex or NaN. Editors' YAML servers read plain scalars this way too.
 _CORE: dict[str, re.Pattern[str]] = {}  # tag: the text a plain scalar has to be to get that tag
 for _tag, _pattern, _first in (
     (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    (_INT, r"^(?:[-+]?[0-9][0-9_]*|0o[0-7][0-7_]*|0x[0-9a-fA-F][0-9a-fA-F_]*)$", list("-+0123456789")),
+    (_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
     (
         _FLOAT,
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
         list("-+0123456789."),
     ),
@@ -130,11 +132,10 @@ def _scalar(node: ScalarNode) -> Any:
         return None
     if tag == _BOOL:
         return text.lower() == "true"
-    digits = text.replace("_", "")
     if tag == _INT:
-        return int(digits, 0) if digits[:2] in ("0x", "0o") else int(digits)
-    lowered = digits.lower()
-    return float(lowered.replace(".", "")) if lowered.endswith(("inf", "nan")) else float(digits)
+        return int(text, 0) if text[:2] in ("0x", "0o") else int(text)
+    lowered = text.lower()
+    return float(lowered.replace(".", "")) if lowered.endswith(("inf", "nan")) else float(text)
 
 
 def _key(node: Node) -> str:
