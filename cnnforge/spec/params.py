@@ -3,6 +3,7 @@ caller (training, or `cnnforge check --set classes=10`) may bind another value f
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -65,4 +66,4 @@ def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> S
             return values[match[1]]
         return value
 
-    return Source(replace(source.data, ()), source.positions)
+    return dataclasses.replace(source, data=replace(source.data, ()))

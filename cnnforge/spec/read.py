@@ -62,7 +62,8 @@ def validate(source: Source, file: str = "<spec>", bindings: Mapping[str, Value]
         source = loaded.source = substitute(source, bindings)
     except ParamError as error:
         line, column = source.where(error.path) or (None, None)
-        loaded.diagnostics.append(Diagnostic(file, error.message, line=line, column=column))
+        message = error.message + source.note(error.path)
+        loaded.diagnostics.append(Diagnostic(file, message, line=line, column=column))
         return loaded
     try:
         loaded.spec = spec_model().model_validate(source.data)
@@ -95,7 +96,8 @@ def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
     else:
         key, elsewhere = loc, {}
     line, column = source.where(tuple(loc)) or (None, None)
-    return Diagnostic(file, _message(problem, key, fields, elsewhere), line=line, column=column, **layer)
+    message = _message(problem, key, fields, elsewhere) + source.note(tuple(loc))
+    return Diagnostic(file, message, line=line, column=column, **layer)
 
 
 def _message(problem: dict, key: list, fields: dict, elsewhere: dict[str, str]) -> str:
