@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,33 +13,47 @@ from . import __version__
 
 if TYPE_CHECKING:
     from .compiler import Compiled
+    from .diagnostics import Diagnostic
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 DIAGRAM_SUFFIXES = (".svg", ".png")
 
 
-def _spec_files(path: Path) -> list[Path]:
-    """`path` itself, or the spec files under it when it is a folder."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
-    return [path]
+def _spec_files(path: Path) -> tuple[list[Path], list[Diagnostic]]:
+    """`path` itself, or the spec files under it when it is a folder (whatever they are: reading says if one is
+    not a regular file), with an error for each folder under it that cannot be listed."""
+    from .diagnostics import Diagnostic
+
+    if not os.path.isdir(path):  # False too for a path that cannot be looked at: reading it says why
+        return [path], []
+    found: list[Path] = []
+    unreadable: list[Diagnostic] = []
+
+    def refuse(error: OSError) -> None:
+        unreadable.append(Diagnostic(str(error.filename), f"cannot read folder: {error.strerror or error}"))
+
+    for folder, _, names in os.walk(path, onerror=refuse):  # a folder that cannot be listed is not a pass
+        found += [Path(folder, name) for name in names if Path(name).suffix in SPEC_SUFFIXES]
+    if not found and not unreadable:  # a folder with nothing to check is more likely a mistyped path than a pass
+        unreadable.append(
+            Diagnostic(str(path), f"no {' or '.join('*' + s for s in SPEC_SUFFIXES)} files in this folder")
+        )
+    return sorted(found), unreadable
 
 
 def check(args: argparse.Namespace) -> int:
     from .compiler import check_file
-    from .diagnostics import Diagnostic
     from .layers import show
 
     diagnostics: list[Diagnostic] = []
     files: list[dict] = []
     for name in args.files:
-        paths = _spec_files(Path(name))
-        if not paths:  # a folder with nothing to check is more likely a mistyped path than a pass
-            empty = Diagnostic(name, f"no {' or '.join('*' + s for s in SPEC_SUFFIXES)} files in this folder")
-            diagnostics.append(empty)
-            files.append({"file": name, "ok": False})
+        paths, problems = _spec_files(Path(name))
+        for problem in problems:
+            diagnostics.append(problem)
+            files.append({"file": problem.file, "ok": False})
             if args.format == "text":
-                print(empty)
+                print(problem)
         for path in paths:
             compiled = check_file(path, args.set)
             diagnostics += compiled.diagnostics
