@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 
@@ -114,9 +116,13 @@ def sizes(args: argparse.Namespace) -> int:
     return 0 if answer.accepted else 1
 
 
+MAX_BATCH = 2**31 - 1  # as sizes: a batch beyond it is a typo, and would print absurd memory figures
+
+
 def _batch(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_BATCH))) or not 1 <= int(text) <= MAX_BATCH:
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_BATCH}, found {shown!r}")
     return int(text)
 
 
@@ -316,17 +322,66 @@ HYDRA_COMMANDS = {
 }
 
 
+class OutputError(Exception):
+    """Writing to the standard output failed: a full disk, a closed pipe."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error)
+        self.error = error
+
+
+class _Output:
+    """The standard output, whose write errors become OutputError, told apart from the command's own OSErrors."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as error:
+            raise OutputError(error) from error
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as error:
+            raise OutputError(error) from error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses their command lines itself
-        return _hydra_command(argv[0], argv[1:])
-    args = parser().parse_args(argv)
-    args.set = dict(getattr(args, "set", []))
+    for stream in (sys.stdout, sys.stderr):  # a name such as 'réseau' under PYTHONIOENCODING=ascii: r\xe9seau
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    stdout, sys.stdout = sys.stdout, _Output(sys.stdout)  # type: ignore[assignment]
     try:
-        return args.run(args)
-    except BrokenPipeError:  # `cnnforge summary ... | head`
-        sys.stderr.close()
-        return 0
+        if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses their command lines itself
+            code = _hydra_command(argv[0], argv[1:])
+        else:
+            args = parser().parse_args(argv)
+            args.set = dict(getattr(args, "set", []))
+            code = args.run(args)
+        sys.stdout.flush()  # now, not at exit, where a failure could only be ignored
+        return code
+    except OutputError as failure:
+        _discard_output(stdout)
+        if isinstance(failure.error, BrokenPipeError):  # `cnnforge summary ... | head`: the reader has enough
+            return 0
+        print(f"cnnforge: error: cannot write output: {failure.error.strerror or failure.error}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = stdout
+
+
+def _discard_output(stdout: TextIO) -> None:
+    """Point the standard output at os.devnull, so that what is left in its buffer goes there at exit rather than
+    failing again with 'Exception ignored ...'."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):  # not a real file: nothing to redirect
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
 
 
 if __name__ == "__main__":

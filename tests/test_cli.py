@@ -343,6 +343,61 @@ def test_summary_pipes_into_json_tools() -> None:
     assert json.loads(result.stdout)["total_params"] == 60_965_224
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "architectures"],
+        ["check", "--format", "json", "architectures"],
+        ["summary", "architectures/alexnet.yaml", "-a"],
+        ["sizes", "architectures/alexnet.yaml"],
+        ["schema"],
+    ],
+)
+def test_output_to_a_full_disk_is_one_error_line(args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "cnnforge", *args], stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
+    assert (done.returncode, done.stderr) == (1, "cnnforge: error: cannot write output: No space left on device\n")
+
+
+@pytest.mark.parametrize("args", [["check", "architectures/lenet.yaml"], ["summary", "architectures/alexnet.yaml"]])
+def test_a_reader_that_stops_early_ends_the_output_quietly(args: list[str]) -> None:
+    """`cnnforge ... | head -1`: the pipe closes before the output is written; exit 0, nothing on stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnforge", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    process.stdout.close()  # before the interpreter has even started
+    assert (process.wait(timeout=60), process.stderr.read()) == (0, b"")
+    process.stderr.close()
+
+
+NON_ASCII = "name: réseau🙂\ninput: [1, 8, 8]\nlayers:\n  - {type: relu}\n  - {type: relu, strides: 1}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["check"], "caf\\xe9.yaml:5:"),
+        (["check", "--format", "json"], '"caf\\u00e9.yaml"'),
+        (["summary"], "r\\xe9seau\\U0001f642: input [1, 8, 8]"),
+        (["summary", "-a"], "r\\xe9seau\\U0001f642: input [1, 8, 8]"),
+        (["sizes"], "r\\xe9seau\\U0001f642: input [1, 8, 8]"),
+    ],
+)
+def test_non_ascii_names_print_on_an_ascii_terminal(tmp_path: Path, args: list[str], shown: str) -> None:
+    (tmp_path / "café.yaml").write_text(NON_ASCII, encoding="utf-8")
+    (tmp_path / "good.yaml").write_text(NON_ASCII.replace(", strides: 1", ""), encoding="utf-8")
+    file = "café.yaml" if args[0] == "check" else "good.yaml"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnforge", *args, file], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert (done.returncode, done.stderr) == (1 if args[0] == "check" else 0, "")
+    assert shown in done.stdout
+
+
 # --- staying light: check and summary never import torch -------------------------------------------------------
 
 NO_TORCH = """
