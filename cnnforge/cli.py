@@ -3,43 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 
 if TYPE_CHECKING:
     from .compiler import Compiled
+    from .diagnostics import Diagnostic
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 DIAGRAM_SUFFIXES = (".svg", ".png")
 
 
-def _spec_files(path: Path) -> list[Path]:
-    """`path` itself, or the spec files under it when it is a folder."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
-    return [path]
+def _spec_files(path: Path) -> tuple[list[Path], list[Diagnostic]]:
+    """`path` itself, or the spec files under it when it is a folder (whatever they are: reading says if one is
+    not a regular file), with an error for each folder under it that cannot be listed."""
+    from .diagnostics import Diagnostic
+
+    if not os.path.isdir(path):  # False too for a path that cannot be looked at: reading it says why
+        return [path], []
+    found: list[Path] = []
+    unreadable: list[Diagnostic] = []
+
+    def refuse(error: OSError) -> None:
+        unreadable.append(Diagnostic(str(error.filename), f"cannot read folder: {error.strerror or error}"))
+
+    for folder, _, names in os.walk(path, onerror=refuse):  # a folder that cannot be listed is not a pass
+        found += [Path(folder, name) for name in names if Path(name).suffix in SPEC_SUFFIXES]
+    if not found and not unreadable:  # a folder with nothing to check is more likely a mistyped path than a pass
+        unreadable.append(
+            Diagnostic(str(path), f"no {' or '.join('*' + s for s in SPEC_SUFFIXES)} files in this folder")
+        )
+    return sorted(found), unreadable
 
 
 def check(args: argparse.Namespace) -> int:
     from .compiler import check_file
-    from .diagnostics import Diagnostic
     from .layers import show
 
     diagnostics: list[Diagnostic] = []
     files: list[dict] = []
     for name in args.files:
-        paths = _spec_files(Path(name))
-        if not paths:  # a folder with nothing to check is more likely a mistyped path than a pass
-            empty = Diagnostic(name, f"no {' or '.join('*' + s for s in SPEC_SUFFIXES)} files in this folder")
-            diagnostics.append(empty)
-            files.append({"file": name, "ok": False})
+        paths, problems = _spec_files(Path(name))
+        for problem in problems:
+            diagnostics.append(problem)
+            files.append({"file": problem.file, "ok": False})
             if args.format == "text":
-                print(empty)
+                print(problem)
         for path in paths:
             compiled = check_file(path, args.set)
             diagnostics += compiled.diagnostics
@@ -100,9 +117,13 @@ def sizes(args: argparse.Namespace) -> int:
     return 0 if answer.accepted else 1
 
 
+MAX_BATCH = 2**31 - 1  # as sizes: a batch beyond it is a typo, and would print absurd memory figures
+
+
 def _batch(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_BATCH))) or not 1 <= int(text) <= MAX_BATCH:
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_BATCH}, found {shown!r}")
     return int(text)
 
 
@@ -310,19 +331,68 @@ HYDRA_COMMANDS = {
 }
 
 
+class OutputError(Exception):
+    """Writing to the standard output failed: a full disk, a closed pipe."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error)
+        self.error = error
+
+
+class _Output:
+    """The standard output, whose write errors become OutputError, told apart from the command's own OSErrors."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as error:
+            raise OutputError(error) from error
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as error:
+            raise OutputError(error) from error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if hasattr(signal, "SIGXFSZ"):  # over a file-size limit (ulimit -f), a write fails with EFBIG, said as one line
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses their command lines itself
-        return _hydra_command(argv[0], argv[1:])
-    args = parser().parse_args(argv)
-    args.set = dict(getattr(args, "set", []))
+    for stream in (sys.stdout, sys.stderr):  # a name such as 'réseau' under PYTHONIOENCODING=ascii: r\xe9seau
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    stdout, sys.stdout = sys.stdout, _Output(sys.stdout)  # type: ignore[assignment]
     try:
-        return args.run(args)
-    except BrokenPipeError:  # `cnnforge summary ... | head`
-        sys.stderr.close()
-        return 0
+        if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses their command lines itself
+            code = _hydra_command(argv[0], argv[1:])
+        else:
+            args = parser().parse_args(argv)
+            args.set = dict(getattr(args, "set", []))
+            code = args.run(args)
+        sys.stdout.flush()  # now, not at exit, where a failure could only be ignored
+        return code
+    except OutputError as failure:
+        _discard_output(stdout)
+        if isinstance(failure.error, BrokenPipeError):  # `cnnforge summary ... | head`: the reader has enough
+            return 0
+        print(f"cnnforge: error: cannot write output: {failure.error.strerror or failure.error}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = stdout
+
+
+def _discard_output(stdout: TextIO) -> None:
+    """Point the standard output at os.devnull, so that what is left in its buffer goes there at exit rather than
+    failing again with 'Exception ignored ...'."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):  # not a real file: nothing to redirect
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -114,6 +114,7 @@ class _Walk:
     ) -> None:
         where = (*path, index) if key is None else (*path, index, key)
         line, column = self.source.where(where) or (None, None)
+        message += self.source.note(where)
         self.compiled.diagnostics.append(
             Diagnostic(self.compiled.file, message, severity, line, column, index, name, layer.kind)  # type: ignore[arg-type]
         )

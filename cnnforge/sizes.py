@@ -24,6 +24,7 @@ from .spec.source import Source
 
 LONGEST_PERIOD = 4096  # strides multiplying to more: rows read are not worked out
 MOST_SIZES = 1 << 14  # sizes worked out per axis at most
+MOST_ROWS = 1 << 16  # rows of a layer's input or output at most: rows read are a bit mask each, worked out size by size
 AXES = ("h", "w")
 
 
@@ -265,6 +266,8 @@ def _reads(chain: list[Axis] | None, first: int) -> Reads | None:
     flags: list[bool] = []
     end = first + 4 * period + 64
     while True:
+        if _rows(chain, end - 1) > MOST_ROWS:  # sizes only grow with n: the batch's last size is its largest
+            return None
         flags += [every_row_read(chain, n) for n in range(first + len(flags), end)]
         start = end - period
         while start > first and flags[start - 1 - first] == flags[start - 1 - first + period]:
@@ -276,6 +279,15 @@ def _reads(chain: list[Axis] | None, first: int) -> Reads | None:
     residues = tuple(sorted({n % period for n in range(start, start + period) if flags[n - first]}))
     early = tuple(n for n in range(first, start) if flags[n - first])
     return Reads(period, residues, start, early, end - 1)
+
+
+def _rows(chain: list[Axis], n: int) -> int:
+    """The most rows any layer along `chain` has, in or out, for `n` input rows."""
+    most = n
+    for axis in chain:
+        n = axis.output(n)
+        most = max(most, n)
+    return most
 
 
 def _repeats(flags: list[bool], period: int) -> bool:
@@ -337,7 +349,8 @@ def as_text(answer: Sizes) -> str:
     if None in reads:
         lines.append(
             "which pixels are read is not worked out: a layer kind does not say which rows it reads, "
-            f"or the strides multiply to over {LONGEST_PERIOD}, or the sizes start over {MOST_SIZES}"
+            f"or the strides multiply to over {LONGEST_PERIOD}, or the sizes start over {MOST_SIZES}, "
+            f"or a layer has over {MOST_ROWS} rows or columns"
         )
     elif answer.pin is None:
         for axis, found in zip("HW", reads, strict=True):

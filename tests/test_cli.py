@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -138,6 +140,88 @@ def test_empty_folder_fails(specs: Path, capsys: pytest.CaptureFixture) -> None:
     assert out.splitlines()[0] == "empty: error: no *.yaml or *.yml files in this folder"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_what_is_not_a_regular_file_is_refused_without_being_opened(specs: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: check would hang. It is refused, named, at once."""
+    os.mkfifo(specs / "pipe.yaml")
+    (specs / "more").mkdir()
+    os.mkfifo(specs / "more" / "pipe.yml")
+    (specs / "link.yaml").symlink_to(specs / "good.yaml")  # a link to a regular file is fine
+    (specs / "more" / "loop.yaml").symlink_to(specs / "more" / "loop.yaml")
+    pipe = "pipe.yaml: error: cannot read file: it is a named pipe (FIFO), not a regular file"
+    result = cnnforge("check", "-q", "pipe.yaml", "more", "link.yaml", cwd=specs)
+    assert (result.returncode, result.stderr) == (1, "")
+    assert result.stdout.splitlines() == [
+        pipe,
+        f"{Path('more/loop.yaml')}: error: cannot read file: Too many levels of symbolic links",
+        f"{Path('more/pipe.yml')}: error: cannot read file: it is a named pipe (FIFO), not a regular file",
+    ]
+    result = cnnforge("summary", "pipe.yaml", cwd=specs)
+    assert (result.returncode, result.stderr) == (1, f"{pipe}\n")
+
+
+def test_folders_that_cannot_be_listed_are_errors(
+    specs: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pre-commit hook must not pass over a folder it cannot read. Simulated, as root reads any folder."""
+    locked = specs / "more" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "bad.yaml").write_text(HEAD + "  - {type: convv}\n")
+    shutil.copy(specs / "good.yaml", specs / "more" / "good.yaml")
+    scandir = os.scandir
+
+    def refusing(path: object = ".") -> object:
+        if Path(os.fsdecode(path)).resolve() == locked.resolve():
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    code, out, _ = run(capsys, "check", "-q", "more")
+    assert (code, out) == (1, f"{Path('more/locked')}: error: cannot read folder: Permission denied\n")
+    code, out, _ = run(capsys, "check", "-q", "more/locked")
+    assert (code, out) == (1, f"{Path('more/locked')}: error: cannot read folder: Permission denied\n")
+    code, out, _ = run(capsys, "check", "--format", "json", "more")
+    assert code == 1 and {"file": str(Path("more/locked")), "ok": False} in json.loads(out)["files"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_unreadable_folders_and_files_fail_for_real() -> None:
+    """The same with real permissions: as root (CI), run as nobody through setpriv, since root reads anything."""
+    as_nobody: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: chmod 000 cannot stop root from reading")
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+    def check(*args: Path) -> list[str]:
+        command = [*as_nobody, sys.executable, "-m", "cnnforge", "check", "-q", *map(str, args)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": "/"}
+        done = subprocess.run(command, capture_output=True, text=True, cwd="/", timeout=60, env=env)
+        assert (done.returncode, done.stderr) == (1, "")
+        return done.stdout.splitlines()
+
+    top = Path(tempfile.mkdtemp())  # not under pytest's tmp_path, which only its owner may enter
+    try:
+        (top / "locked").mkdir()
+        (top / "locked" / "bad.yaml").write_text(HEAD + "  - {type: convv}\n")
+        (top / "secret.yaml").write_text(LENET)
+        (top / "good.yaml").write_text(LENET)
+        for path, mode in ((top, 0o755), (top / "good.yaml", 0o644), (top / "locked", 0), (top / "secret.yaml", 0)):
+            path.chmod(mode)
+        assert check(top) == [
+            f"{top / 'locked'}: error: cannot read folder: Permission denied",
+            f"{top / 'secret.yaml'}: error: cannot read file: Permission denied",
+        ]
+        top.chmod(0o700)
+        assert check(top, top / "good.yaml") == [
+            f"{top}: error: cannot read folder: Permission denied",
+            f"{top / 'good.yaml'}: error: cannot read file: Permission denied",  # cannot even be looked at
+        ]
+    finally:
+        (top / "locked").chmod(0o755)
+        shutil.rmtree(top)
+
+
 def test_missing_file_fails(specs: Path, capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "check", "nowhere.yaml", "good.yaml")
     assert code == 1
@@ -257,6 +341,61 @@ def test_summary_pipes_into_json_tools() -> None:
     result = cnnforge("summary", "architectures/alexnet2012.yaml", "--json")
     assert (result.returncode, result.stderr) == (0, "")
     assert json.loads(result.stdout)["total_params"] == 60_965_224
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "architectures"],
+        ["check", "--format", "json", "architectures"],
+        ["summary", "architectures/alexnet.yaml", "-a"],
+        ["sizes", "architectures/alexnet.yaml"],
+        ["schema"],
+    ],
+)
+def test_output_to_a_full_disk_is_one_error_line(args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "cnnforge", *args], stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
+    assert (done.returncode, done.stderr) == (1, "cnnforge: error: cannot write output: No space left on device\n")
+
+
+@pytest.mark.parametrize("args", [["check", "architectures/lenet.yaml"], ["summary", "architectures/alexnet.yaml"]])
+def test_a_reader_that_stops_early_ends_the_output_quietly(args: list[str]) -> None:
+    """`cnnforge ... | head -1`: the pipe closes before the output is written; exit 0, nothing on stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnforge", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    process.stdout.close()  # before the interpreter has even started
+    assert (process.wait(timeout=60), process.stderr.read()) == (0, b"")
+    process.stderr.close()
+
+
+NON_ASCII = "name: réseau🙂\ninput: [1, 8, 8]\nlayers:\n  - {type: relu}\n  - {type: relu, strides: 1}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["check"], "caf\\xe9.yaml:5:"),
+        (["check", "--format", "json"], '"caf\\u00e9.yaml"'),
+        (["summary"], "r\\xe9seau\\U0001f642: input [1, 8, 8]"),
+        (["summary", "-a"], "r\\xe9seau\\U0001f642: input [1, 8, 8]"),
+        (["sizes"], "r\\xe9seau\\U0001f642: input [1, 8, 8]"),
+    ],
+)
+def test_non_ascii_names_print_on_an_ascii_terminal(tmp_path: Path, args: list[str], shown: str) -> None:
+    (tmp_path / "café.yaml").write_text(NON_ASCII, encoding="utf-8")
+    (tmp_path / "good.yaml").write_text(NON_ASCII.replace(", strides: 1", ""), encoding="utf-8")
+    file = "café.yaml" if args[0] == "check" else "good.yaml"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnforge", *args, file], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert (done.returncode, done.stderr) == (1 if args[0] == "check" else 0, "")
+    assert shown in done.stdout
 
 
 # --- staying light: check and summary never import torch -------------------------------------------------------

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,25 @@ def test_sizes_grow_with_the_shape_but_compressed() -> None:
     assert boxes["linear16"].height > boxes["linear21"].height  # 4096 and 1000 features
 
 
+def test_huge_maps_are_drawn_on_a_page(tmp_path: Path) -> None:
+    """Sides grow with roots only up to LONGEST: a [1, 2^31 - 1, 2^31 - 1] input (185,000 points high uncapped)
+    and 2^93 features (10^10 points) give a drawing of a page, and a PNG of it comes quickly."""
+    big = 2**31 - 1
+    path = tmp_path / "huge.yaml"
+    path.write_text(
+        f"name: huge\ninput: [1, {big}, {big}]\nlayers:\n  - {{type: conv, shape: [1, {big}, 1, 1]}}\n"
+        "  - {type: relu}\n  - {type: flatten}\n"
+    )
+    placed = geometry.layout(stages(compile_file(path)), "huge", lambda text, size, bold: 0.6 * size * len(text))
+    longest = max(max(c.box.width, c.box.height, c.box.dx / geometry.OBLIQUE * 2**0.5) for c in placed.columns)
+    assert longest == pytest.approx(geometry.LONGEST)
+    assert placed.width < 2000 and placed.height < 1000
+    start = time.perf_counter()
+    assert main(["draw", str(path), "-o", str(tmp_path / "huge.png")]) == 0
+    assert time.perf_counter() - start < 30
+    assert (tmp_path / "huge.png").stat().st_size < 1_000_000
+
+
 # --- the drawing: nothing overlaps, rows wrap ------------------------------------------------------------------
 
 
@@ -244,6 +264,7 @@ def test_draw_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 NO_TORCH = """
 import sys
+import time
 from cnnforge.cli import main
 code = main(["draw", "architectures/alexnet2012.yaml", "-o", sys.argv[1]])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "torchinfo", "hydra", "omegaconf"})

@@ -192,12 +192,14 @@ def assert_one_field_error(check, layer: str, key: str, found: str) -> None:
 
 def test_numbers_as_people_write_them(check) -> None:
     text = HEAD + (
-        "  - {type: conv, shape: [1, 1_000, 3, 3]}\n"
+        "  - {type: conv, shape: [1, 0x3E8, 3, 3]}\n"
         "  - {type: lrn, size: 5, alpha: 1e-4, beta: 0.75, k: 2}\n"
         "  - {type: relu, name: no}\n"  # a word in YAML 1.2, not false
         "  - {type: relu, name: on}\n"
     )
     assert check(text) == []
+    (line,) = check(HEAD + "  - {type: conv, shape: [1, 1_000, 3, 3]}\n")  # YAML 1.2 core: a string
+    assert line.endswith("found [1, '1_000', 3, 3]")
 
 
 # --- values out of range -------------------------------------------------------------------------------------

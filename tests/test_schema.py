@@ -37,8 +37,9 @@ def test_cnnforge_schema_prints_the_committed_schema() -> None:
 def test_every_layer_kind_and_field_is_described() -> None:
     schema = json_schema()
     assert schema["description"]
-    kinds = schema["properties"]["layers"]["items"]["discriminator"]["mapping"]
-    assert set(kinds) == set(LAYERS)
+    union = schema["properties"]["layers"]["items"]
+    kinds = {branch["if"]["properties"]["type"]["const"]: branch["then"]["$ref"] for branch in union["allOf"]}
+    assert set(kinds) == set(LAYERS) == set(union["properties"]["type"]["enum"])
     for kind, ref in kinds.items():
         layer = schema["$defs"][ref.rsplit("/", 1)[1]]
         assert layer["description"], kind
@@ -96,3 +97,158 @@ def test_parameter_references_validate(validator) -> None:
     assert validator.is_valid(spec)
     spec["layers"][0]["shape"][2] = "3"
     assert not validator.is_valid(spec)
+
+
+# --- the schema is standard JSON Schema, and real clients read it as the checker does ---------------------------
+
+# Every keyword of JSON Schema draft 2020-12 (core, applicator, validation, unevaluated, format, content,
+# meta-data): a validator in strict mode (ajv's default) refuses any other, such as OpenAPI's `discriminator`.
+DRAFT_2020_12 = frozenset(
+    """$schema $id $ref $anchor $dynamicRef $dynamicAnchor $vocabulary $comment $defs
+    allOf anyOf oneOf not if then else dependentSchemas prefixItems items contains properties patternProperties
+    additionalProperties propertyNames unevaluatedItems unevaluatedProperties type const enum multipleOf maximum
+    exclusiveMaximum minimum exclusiveMinimum maxLength minLength pattern maxItems minItems uniqueItems maxContains
+    minContains maxProperties minProperties required dependentRequired format contentEncoding contentMediaType
+    contentSchema title description default deprecated readOnly writeOnly examples""".split()
+)
+NAMES = ("properties", "patternProperties", "$defs", "dependentSchemas")  # their keys are names, not keywords
+VALUES = ("const", "enum", "default", "examples", "required")  # their contents are data
+
+
+def _keywords(node: object) -> set[str]:
+    if isinstance(node, list):
+        return set().union(*(_keywords(item) for item in node))
+    if not isinstance(node, dict):
+        return set()
+    found = set(node)
+    for key, value in node.items():
+        if key in NAMES:
+            found |= set().union(*(_keywords(sub) for sub in value.values()))
+        elif key not in VALUES:
+            found |= _keywords(value)
+    return found
+
+
+def test_the_schema_uses_only_draft_2020_12_keywords() -> None:
+    schema = json.loads((ROOT / "cnnforge" / "schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert _keywords(schema) <= DRAFT_2020_12, _keywords(schema) - DRAFT_2020_12
+
+
+def _check_jsonschema(files: list[Path]) -> dict[str, list[str]]:
+    """check-jsonschema's messages per file name, for `files` validated against the shipped schema."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "-o",
+            "json",
+            "--schemafile",
+            ROOT / "cnnforge" / "schema.json",
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads(run.stdout)
+    assert not report.get("parse_errors"), report["parse_errors"]
+    assert run.returncode == (0 if report["status"] == "ok" else 1), run.stderr
+    found: dict[str, list[str]] = {str(f): [] for f in files}
+    for error in report.get("errors", []):
+        found[error["filename"]].append(f"{error['path']}: {error['message']}")
+    return found
+
+
+def test_check_jsonschema_passes_every_shipped_and_readme_spec(tmp_path: Path) -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    examples = [block for block in blocks if "layers" in (parse(block).data or {})]
+    assert examples
+    for i, block in enumerate(examples):
+        (tmp_path / f"readme{i}.yaml").write_text(block)
+    files = [*SPECS, *sorted(tmp_path.glob("*.yaml"))]
+    assert _check_jsonschema(files) == {str(f): [] for f in files}
+
+
+HEAD = "name: t\ninput: [1, 8, 8]\n"
+MISTAKES = {  # YAML text -> a word that check-jsonschema's message has to hold
+    "strides": HEAD + "layers:\n  - {type: conv, shape: [1, 2, 3, 3], strides: 2}\n",
+    "wrong_type": HEAD + "layers:\n  - {type: dropout, p: high}\n",
+    "negative_size": HEAD + "layers:\n  - {type: conv, shape: [1, -2, 3, 3]}\n",
+    "huge_size": "name: t\ninput: [1, 8, 2147483648]\nlayers:\n  - {type: relu}\n",
+    "unknown_type": HEAD + "layers:\n  - {type: covn, shape: [1, 2, 3, 3]}\n",
+    "no_type": HEAD + "layers:\n  - {shape: [1, 2, 3, 3]}\n",
+    "parameter_type": "name: t\nparams: {act: relu}\ninput: [1, 8, 8]\nlayers:\n  - {type: '${act}'}\n",
+    "parameter_layer_name": "name: t\nparams: {n: a}\ninput: [1, 8, 8]\nlayers:\n  - {type: relu, name: '${n}'}\n",
+    "parameter_name": "name: '${n}'\nparams: {n: a}\ninput: [1, 8, 8]\nlayers:\n  - {type: relu}\n",
+    "parameter_description": HEAD + "params: {d: a}\ndescription: '${d}'\nlayers:\n  - {type: relu}\n",
+    "parameter_name_bad": HEAD + "params: {1x: 3}\nlayers:\n  - {type: relu}\n",
+    "underscore": HEAD + "layers:\n  - {type: flatten}\n  - {type: linear, shape: [64, 1_0]}\n",
+    "padding_mode": HEAD + "layers:\n  - {type: conv, shape: [1, 2, 3, 3], padding_mode: mirror}\n",
+}
+WORDS = {"strides": "'strides' was unexpected", "unknown_type": "'covn' is not one of", "underscore": "'1_0'"}
+# check-jsonschema reads YAML with ruamel.yaml, which still reads 1_0 as 10 as YAML 1.1 did; YAML 1.2 core, which
+# cnnforge and editors follow, reads a string. So check-jsonschema gets that one as the JSON of what editors read.
+AS_JSON = {"underscore"}
+
+
+def test_mistakes_are_refused_by_check_jsonschema_and_check_alike(tmp_path: Path) -> None:
+    from cnnforge.spec import read_text
+
+    files = {}
+    for name, text in MISTAKES.items():
+        assert read_text(text).spec is None, name
+        files[name] = tmp_path / f"{name}.yaml"
+        if name in AS_JSON:
+            files[name] = files[name].with_suffix(".json")
+            files[name].write_text(json.dumps(parse(text).data))
+        else:
+            files[name].write_text(text)
+    found = _check_jsonschema(list(files.values()))
+    for name, file in files.items():
+        assert found[str(file)], f"check-jsonschema accepts {name}"
+        assert WORDS.get(name, "") in " ".join(found[str(file)]), found[str(file)]
+    assert "type" not in " ".join(found[str(files["strides"])]).replace("'strides'", "")  # no other kind's name
+
+
+PARAMETER_PLACES = {  # where a parameter may stand, and what it is bound to
+    "shape item": ("{n: 2}", "{type: conv, shape: [1, '${n}', 3, 3]}"),
+    "stride": ("{n: 2}", "{type: conv, shape: [1, 2, 3, 3], stride: '${n}'}"),
+    "padding word": ("{n: same}", "{type: conv, shape: [1, 2, 3, 3], padding: '${n}'}"),
+    "padding_mode": ("{n: reflect}", "{type: conv, shape: [1, 2, 3, 3], padding: 1, padding_mode: '${n}'}"),
+    "bias": ("{n: false}", "{type: conv, shape: [1, 2, 3, 3], bias: '${n}'}"),
+    "probability": ("{n: 0.25}", "{type: dropout, p: '${n}'}"),
+    "momentum": ("{n: 0.5}", "{type: batchnorm, momentum: '${n}'}"),
+}
+
+
+def test_parameters_stand_where_both_schema_and_check_accept_them(validator, tmp_path: Path) -> None:
+    from cnnforge.spec import read_text
+
+    files = []
+    for place, (params, layer) in PARAMETER_PLACES.items():
+        text = f"name: t\nparams: {params}\ninput: [1, 8, 8]\nlayers:\n  - {layer}\n"
+        assert read_text(text).spec is not None, place
+        assert validator.is_valid(parse(text).data), place
+        files.append(tmp_path / f"{place.replace(' ', '_')}.yaml")
+        files[-1].write_text(text)
+    assert _check_jsonschema(files) == {str(f): [] for f in files}
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("parameter_type", "type"),
+        ("parameter_layer_name", "name"),
+        ("parameter_name", "name"),
+        ("parameter_description", "description"),
+    ],
+)
+def test_parameters_cannot_stand_for_type_or_names(validator, name: str, key: str) -> None:
+    from cnnforge.spec import read_text
+
+    text = MISTAKES[name]
+    (diagnostic,) = read_text(text, "s.yaml").diagnostics
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "${" in row and not row.startswith("params"))
+    assert (diagnostic.line, diagnostic.message.split(" (")[0]) == (line, f"'{key}' cannot be a parameter")
+    assert not validator.is_valid(parse(text).data)

@@ -160,3 +160,24 @@ def test_sizes_and_the_analysis_do_not_import_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.stderr.strip().splitlines()[-1] == "[0, 0] []"
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        ["{type: adaptive_avgpool, output: [2147483647, 1]}"],  # a 2^31-row output from any input
+        ["{type: conv, shape: [1, 1, 1, 1], padding: [1000000000, 0]}", "{type: relu}"],  # 2e9 padding rows
+    ],
+)
+def test_huge_layers_answer_quickly(tmp_path: Path, layers: list[str]) -> None:
+    """Rows read are followed as bit masks, one bit a row: a layer of 2^31 rows is not followed, and the answer
+    (all sizes accepted; along the small axis, which are read) still comes at once."""
+    path = tmp_path / "huge.yaml"
+    path.write_text("name: t\ninput: [1, 8, 8]\nlayers:\n" + "".join(f"  - {layer}\n" for layer in layers))
+    command = [sys.executable, "-m", "cnnforge", "sizes", "--json", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=20, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["accepted"] == [{"h": [1, None], "w": [1, None]}]
+    assert answer["every_pixel_read"]["h"] is None
+    assert answer["every_pixel_read"]["w"]["residues"] == [0]  # a 1 x 1 window (or one window) reads every column

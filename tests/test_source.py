@@ -50,7 +50,26 @@ def refusal(raw: bytes | str) -> SourceError:
         (".5", 0.5),
         ("-0.75", -0.75),
         ("5.0", 5.0),
-        ("1_000", 1000),
+        ("1e3", 1000.0),  # a float: the core schema's integers have no exponent
+        ("1.", 1.0),
+        ("+.5", 0.5),
+        ("1_000", "1_000"),  # YAML 1.1 read this as 1000; the 1.2 core schema has no `_` in numbers
+        ("1_0.5", "1_0.5"),
+        ("0x1_F", "0x1_F"),
+        ("0o1_7", "0o1_7"),
+        ("-0o7", "-0o7"),  # octal and hex take no sign
+        ("+0x1F", "+0x1F"),
+        ("0o8", "0o8"),
+        ("0xG", "0xG"),
+        ("1e", "1e"),
+        ("e3", "e3"),
+        ("1e3.5", "1e3.5"),
+        ("-.nan", "-.nan"),  # NaN takes no sign either
+        ("TRUE", True),
+        ("tRUE", "tRUE"),
+        ("Null", None),
+        ("NULL", None),
+        ("nULL", "nULL"),
         ("3", 3),
         ("-3", -3),
         ("+3", 3),
@@ -83,7 +102,17 @@ def test_core_schema_scalars(written: str, value: object) -> None:
     assert type(parsed) is type(value)
 
 
-@pytest.mark.parametrize(("written", "check"), [(".inf", math.isinf), ("-.Inf", math.isinf), (".nan", math.isnan)])
+@pytest.mark.parametrize(
+    ("written", "check"),
+    [
+        (".inf", math.isinf),
+        ("-.Inf", math.isinf),
+        ("+.INF", math.isinf),
+        (".nan", math.isnan),
+        (".NaN", math.isnan),
+        (".NAN", math.isnan),
+    ],
+)
 def test_special_floats_parse(written: str, check) -> None:
     assert check(parse(f"x: {written}").data["x"])
 
@@ -209,8 +238,11 @@ def test_merge_keys_supply_keys_and_written_keys_win() -> None:
     assert first == {"type": "conv", "shape": [1, 6, 5, 5], "stride": 3}
     assert second == {"type": "conv", "shape": [1, 6, 5, 5], "stride": 2, "padding": 1, "name": "c"}  # earlier wins
     assert source.positions[("layers", 0, "stride")] == at(MERGED, "stride: 3")  # the key written here
-    assert source.positions[("layers", 0, "type")] == at(MERGED, "type")  # where the merged key is written
-    assert source.positions[("layers", 1, "padding")] == at(MERGED, "padding")
+    assert source.positions[("layers", 0, "type")] == at(MERGED, "*base")  # where it is merged in, through *base
+    assert source.positions[("layers", 1, "padding")] == at(MERGED, "*extra")
+    assert source.anchored[("layers", 1, "padding")] == at(MERGED, "padding")  # and where it is written
+    inline = parse("a:\n  <<: {b: 1}\n  c: 2\n")
+    assert inline.positions[("a", "b")] == (2, 8)  # merged without an alias: where it is written
 
 
 @pytest.mark.parametrize(
@@ -233,6 +265,38 @@ def test_quoted_merge_key_is_an_ordinary_key() -> None:
 
 def test_aliases_repeat_values() -> None:
     assert parse("k: &k [3, 3]\nstride: *k\n").data == {"k": [3, 3], "stride": [3, 3]}
+
+
+ALIASED = (
+    "name: t\ninput: [3, 32, 32]\nlayers:\n  - &c {type: conv, shape: [3, 6, 5, 5]}\n  - *c\n  - {<<: *c, stride: 2}\n"
+)
+
+
+def test_values_reached_through_an_alias_are_placed_where_it_is_used() -> None:
+    source = parse(ALIASED)
+    use, merge = at(ALIASED, "*c"), at(ALIASED, "*c", 1)
+    assert source.where(("layers", 1)) == source.where(("layers", 1, "shape", 0)) == use
+    assert source.where(("layers", 2, "shape")) == source.where(("layers", 2, "type")) == merge
+    assert source.where(("layers", 2, "stride")) == at(ALIASED, "stride")  # written there, not merged
+    assert source.where(("layers", 0, "shape", 0)) == at(ALIASED, "3, 6")  # the anchor's own values stay put
+    anchor = at(ALIASED, "shape")[0]
+    assert source.note(("layers", 1, "shape")) == f" (used through an alias; the anchor is at line {anchor})"
+    assert source.note(("layers", 2, "stride")) == source.note(("layers", 0, "shape")) == ""
+
+
+def test_errors_in_aliased_values_are_reported_where_they_are_used() -> None:
+    from cnnforge.compiler import compile_spec
+
+    loaded = read_text(ALIASED, "a.yaml")
+    lines = [str(d) for d in compile_spec(loaded.spec, "a.yaml", loaded.source).diagnostics]
+    use = at(ALIASED, "*c")
+    assert lines[0].startswith(f"a.yaml:{use[0]}:{use[1]}: error: layer 1 'conv1' (conv): shape says C_i=3 but")
+    assert lines[0].endswith(f"(used through an alias; the anchor is at line {at(ALIASED, '&c')[0]})")
+    text = ALIASED.replace("3, 6, 5, 5]}", "3, 6, 5, 5], strides: 1}")
+    found = [str(d) for d in read_text(text, "a.yaml").diagnostics]
+    assert [line.split(": error:")[0] for line in found] == [
+        f"a.yaml:{r}:{c}" for r, c in (at(text, "strides"), at(text, "*c"), at(text, "*c", 1))
+    ]
 
 
 def test_undefined_alias() -> None:

@@ -75,11 +75,19 @@ def test_table_without_analysis_keeps_its_columns(capsys: pytest.CaptureFixture)
     assert max(len(line) for line in out.splitlines()[:-4]) <= 120
 
 
-@pytest.mark.parametrize("batch", ["0", "-3", "two"])
-def test_batch_must_be_positive(capsys: pytest.CaptureFixture, batch: str) -> None:
+@pytest.mark.parametrize("batch", ["0", "-3", "two", "2147483648", "9" * 400, "\u0663", "1e3"])
+def test_batch_must_be_positive_and_at_most_2_31_minus_1(capsys: pytest.CaptureFixture, batch: str) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["summary", str(ARCHITECTURES / "lenet.yaml"), "--batch", batch])
     assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()[-1:]
+    assert line.startswith("cnnforge summary: error: argument --batch: expected a positive integer up to 2147483647")
+    assert len(line) < 150
+
+
+def test_the_largest_batch_is_answered(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "summary", str(ARCHITECTURES / "lenet.yaml"), "--json", "--batch", str(2**31 - 1))
+    assert code == 0 and json.loads(out)["batch"] == 2**31 - 1
 
 
 @pytest.fixture

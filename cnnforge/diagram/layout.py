@@ -18,6 +18,8 @@ SIDE = (4.0, 10.0)  # ... so a map of H x W is u*sqrt(H) high and u*sqrt(W) deep
 THICKNESS = 2.0  # ... and THICKNESS*sqrt(C) thick
 BAR = 6.0  # F features are a bar BAR*cbrt(F) high
 BAR_WIDTH = 5.0
+LONGEST = 4 * TALLEST  # no side is drawn longer (a map of 5184 rows, 20736 channels, 110,592 features): the labels
+# give the true sizes, and a drawing of a [1, 2^31 - 1, 2^31 - 1] input stays a page, not 2 km of PNG
 BAR_DEPTH = 4.0
 OBLIQUE = 0.6  # depth is drawn at 45 degrees, shortened to this share of its length
 FONT = 9.0  # the labels under each stage
@@ -75,12 +77,16 @@ class Cuboid:
 
 def cuboid(stage: Stage, side: float) -> Cuboid:
     """The stage's box centred on (0, 0): a map [C, H, W] (`side` points per square root of H and W) or a bar of
-    [F] features. Sizes grow with roots, so 224 x 224 x 3 and 13 x 13 x 256 both fit and stay comparable."""
+    [F] features. Sizes grow with roots, so 224 x 224 x 3 and 13 x 13 x 256 both fit and stay comparable, up to
+    LONGEST."""
     if stage.is_map:
         c, h, w = stage.shape
-        width, height, depth = THICKNESS * math.sqrt(c), side * math.sqrt(h), side * math.sqrt(w) * OBLIQUE
+        width, height, depth = (
+            min(size, LONGEST) for size in (THICKNESS * math.sqrt(c), side * math.sqrt(h), side * math.sqrt(w))
+        )
+        depth *= OBLIQUE
     else:
-        width, height, depth = BAR_WIDTH, BAR * stage.shape[0] ** (1 / 3), BAR_DEPTH
+        width, height, depth = BAR_WIDTH, min(BAR * stage.shape[0] ** (1 / 3), LONGEST), BAR_DEPTH
     d = depth / math.sqrt(2)
     return Cuboid(-(width + d) / 2, -(height + d) / 2, width, height, d, d)
 

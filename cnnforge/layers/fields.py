@@ -41,7 +41,7 @@ def Ints(*names: str, low: int = 1, description: str = "") -> Any:
     """A fixed-length list of integers, such as `[C, H, W]`; validated as a tuple."""
     schema = {
         "type": "array",
-        "items": {"type": "integer", "minimum": low},
+        "items": {"type": "integer", "minimum": low, "maximum": MAX_SIZE},
         "minItems": len(names),
         "maxItems": len(names),
         "description": description,
@@ -61,7 +61,7 @@ def _pair(value: Any, low: int) -> tuple[int, int]:
 
 
 def _pair_schema(low: int) -> dict:
-    number = {"type": "integer", "minimum": low}
+    number = {"type": "integer", "minimum": low, "maximum": MAX_SIZE}
     return {"anyOf": [number, {"type": "array", "items": number, "minItems": 2, "maxItems": 2}]}
 
 

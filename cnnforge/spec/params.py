@@ -3,6 +3,7 @@ caller (training, or `cnnforge check --set classes=10`) may bind another value f
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from .source import Path, Source
 
 REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+# What a spec is made of, not a setting of it: a layer's type and name, the network's name and description.
+# A parameter stands for a number, true/false or one of a field's words (padding: same), never for these.
+STRUCTURAL = frozenset({"type", "name", "description"})
 Value = int | float | bool | str
 
 
@@ -50,10 +54,16 @@ def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> S
         if isinstance(value, list):
             return [replace(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and (match := REFERENCE.match(value)):
+            if path[-1] in STRUCTURAL:
+                raise ParamError(
+                    f"'{path[-1]}' cannot be a parameter ('{value}'): parameters stand for numbers, true/false "
+                    "and words such as padding_mode's, not for a layer's type, a name or the description",
+                    path,
+                )
             if match[1] not in values:
                 known = ", ".join(values) or "none; declare it under params"
                 raise ParamError(f"unknown parameter '{match[1]}' (declared: {known})", path)
             return values[match[1]]
         return value
 
-    return Source(replace(source.data, ()), source.positions)
+    return dataclasses.replace(source, data=replace(source.data, ()))

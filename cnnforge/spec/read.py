@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +34,27 @@ class Loaded:
 def read(path: str | Path, bindings: Mapping[str, Value] | None = None) -> Loaded:
     """Read and validate the spec file at `path`, with `bindings` for its declared parameters."""
     try:
+        if kind := _not_a_file(os.stat(path).st_mode):  # opening a FIFO would wait for a writer, forever
+            return Loaded(str(path), diagnostics=[Diagnostic(str(path), f"cannot read file: it is {kind}")])
         with open(path, "rb") as file:
             raw = file.read(MAX_BYTES + 1)  # enough to refuse a huge file without reading all of it
     except OSError as error:
         return Loaded(str(path), diagnostics=[Diagnostic(str(path), f"cannot read file: {error.strerror or error}")])
     return read_text(raw, str(path), bindings)
+
+
+def _not_a_file(mode: int) -> str | None:
+    """What a path with this `st_mode` is, when it is not a regular file (a link is followed first)."""
+    for test, kind in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO), not a regular file"),
+        (stat.S_ISCHR, "a character device, not a regular file"),
+        (stat.S_ISBLK, "a block device, not a regular file"),
+        (stat.S_ISSOCK, "a socket, not a regular file"),
+    ):
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
 
 
 def read_text(raw: bytes | str, file: str = "<spec>", bindings: Mapping[str, Value] | None = None) -> Loaded:
@@ -62,7 +80,8 @@ def validate(source: Source, file: str = "<spec>", bindings: Mapping[str, Value]
         source = loaded.source = substitute(source, bindings)
     except ParamError as error:
         line, column = source.where(error.path) or (None, None)
-        loaded.diagnostics.append(Diagnostic(file, error.message, line=line, column=column))
+        message = error.message + source.note(error.path)
+        loaded.diagnostics.append(Diagnostic(file, message, line=line, column=column))
         return loaded
     try:
         loaded.spec = spec_model().model_validate(source.data)
@@ -95,7 +114,8 @@ def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
     else:
         key, elsewhere = loc, {}
     line, column = source.where(tuple(loc)) or (None, None)
-    return Diagnostic(file, _message(problem, key, fields, elsewhere), line=line, column=column, **layer)
+    message = _message(problem, key, fields, elsewhere) + source.note(tuple(loc))
+    return Diagnostic(file, message, line=line, column=column, **layer)
 
 
 def _message(problem: dict, key: list, fields: dict, elsewhere: dict[str, str]) -> str:

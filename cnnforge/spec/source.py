@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import copy
 import gc
 import re
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 
 import yaml
 from yaml.composer import Composer
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import Reader
 from yaml.resolver import Resolver
@@ -59,6 +61,9 @@ class Source:
 
     data: Any
     positions: dict[Path, Position] = field(default_factory=dict)
+    anchored: dict[Path, Position] = field(default_factory=dict)
+    """Values reached through an alias (`*c`): where the anchor (`&c`) wrote them. Their `positions` are the
+    alias's, where the value is used."""
 
     def where(self, path: Path) -> Position | None:
         """Position of `path`, or of its closest ancestor that has one."""
@@ -66,6 +71,14 @@ class Source:
             if (found := self.positions.get(tuple(path[:end]))) is not None:
                 return found
         return None
+
+    def note(self, path: Path) -> str:
+        """' (used through an alias; the anchor is at line L)' for a value reached through an alias, else ''."""
+        for end in range(len(path), -1, -1):
+            if tuple(path[:end]) in self.positions:
+                anchored = self.anchored.get(tuple(path[:end]))
+                return "" if anchored is None else f" (used through an alias; the anchor is at line {anchored[0]})"
+        return ""
 
 
 class _Loader(Composer, _Parser, Resolver):
@@ -94,19 +107,26 @@ class _Loader(Composer, _Parser, Resolver):
                 raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, mark.column + 1))
             raise SourceError(f"more than {MAX_VALUES} keys and values; not a spec", (mark.line + 1, mark.column + 1))
         try:
+            if self.check_event(AliasEvent):  # the anchored node itself, marked with where this alias uses it
+                mark = self.peek_event().start_mark
+                used = copy.copy(super().compose_node(parent, index))
+                used.alias_mark = mark
+                return used
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
 
+# The YAML 1.2.2 core schema's regular expressions (section 10.3.2), exactly: no `_` in numbers, no sign on
+# octal, hex or NaN. Editors' YAML servers read plain scalars this way too.
 _CORE: dict[str, re.Pattern[str]] = {}  # tag: the text a plain scalar has to be to get that tag
 for _tag, _pattern, _first in (
     (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    (_INT, r"^(?:[-+]?[0-9][0-9_]*|0o[0-7][0-7_]*|0x[0-9a-fA-F][0-9a-fA-F_]*)$", list("-+0123456789")),
+    (_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
     (
         _FLOAT,
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
         list("-+0123456789."),
     ),
@@ -130,11 +150,10 @@ def _scalar(node: ScalarNode) -> Any:
         return None
     if tag == _BOOL:
         return text.lower() == "true"
-    digits = text.replace("_", "")
     if tag == _INT:
-        return int(digits, 0) if digits[:2] in ("0x", "0o") else int(digits)
-    lowered = digits.lower()
-    return float(lowered.replace(".", "")) if lowered.endswith(("inf", "nan")) else float(digits)
+        return int(text, 0) if text[:2] in ("0x", "0o") else int(text)
+    lowered = text.lower()
+    return float(lowered.replace(".", "")) if lowered.endswith(("inf", "nan")) else float(text)
 
 
 def _key(node: Node) -> str:
@@ -148,6 +167,12 @@ def _position(node: Node) -> Position:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+def _alias(node: Node) -> Position | None:
+    """Where `node` is used through an alias, if it is."""
+    mark = getattr(node, "alias_mark", None)
+    return None if mark is None else (mark.line + 1, mark.column + 1)
+
+
 def _text_position(text: str, offset: int) -> Position:
     """1-based (line, column) of the character at `offset`, counting line breaks as YAML does."""
     line, start = 1, 0
@@ -157,10 +182,12 @@ def _text_position(text: str, offset: int) -> Position:
 
 
 class _Builder:
-    """Turns composed nodes into dicts, lists and scalars, recording positions as it goes."""
+    """Turns composed nodes into dicts, lists and scalars, recording positions as it goes: a value reached through
+    an alias, and everything in it, at the alias (`at`), where it is used; where the anchor wrote it, apart."""
 
     def __init__(self) -> None:
         self.positions: dict[Path, Position] = {}
+        self.anchored: dict[Path, Position] = {}
         self.values = 0
 
     def _step(self, node: Node, depth: int) -> None:
@@ -171,43 +198,52 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise SourceError(f"nesting deeper than {MAX_DEPTH} levels (recursive alias?)", _position(node))
 
-    def build(self, node: Node, path: Path, depth: int = 0) -> Any:
+    def _place(self, path: Path, node: Node, at: Position | None) -> None:
+        self.positions[path] = at or _position(node)
+        if at is not None:
+            self.anchored[path] = _position(node)
+
+    def build(self, node: Node, path: Path, depth: int = 0, at: Position | None = None) -> Any:
         self._step(node, depth)
-        self.positions.setdefault(path, _position(node))
+        at = at or _alias(node)
+        if path not in self.positions:
+            self._place(path, node, at)
         if isinstance(node, ScalarNode):
             return _scalar(node)
         if isinstance(node, SequenceNode) and node.tag == _SEQ:
-            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+            return [self.build(item, (*path, i), depth + 1, at) for i, item in enumerate(node.value)]
         if isinstance(node, MappingNode) and node.tag == _MAP:
-            return self._mapping(node, path, depth)
-        raise SourceError(f"tag {node.tag!r} is not allowed in a spec", _position(node))
+            return self._mapping(node, path, depth, at)
+        raise SourceError(f"tag {node.tag!r} is not allowed in a spec", at or _position(node))
 
-    def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict:
+    def _mapping(self, node: MappingNode, path: Path, depth: int, at: Position | None) -> dict:
         result: dict = {}
-        for key_node, value_node, merged in self._pairs(node, depth):
+        for key_node, value_node, merged, pair_at in self._pairs(node, depth, at):
             key = _key(key_node)
             if key in result:
                 if merged:
                     continue  # a key written in the mapping itself, or merged earlier, wins
-                raise SourceError(f"key {key!r} appears twice in the same mapping", _position(key_node))
-            self.positions[(*path, key)] = _position(key_node)
-            result[key] = self.build(value_node, (*path, key), depth + 1)
+                raise SourceError(f"key {key!r} appears twice in the same mapping", pair_at or _position(key_node))
+            self._place((*path, key), key_node, pair_at)
+            result[key] = self.build(value_node, (*path, key), depth + 1, pair_at)
         return result
 
-    def _pairs(self, node: MappingNode, depth: int) -> list[tuple[Node, Node, bool]]:
-        """(key, value, merged) nodes: the mapping's own pairs, then those its `<<` keys merge in."""
-        own: list[tuple[Node, Node, bool]] = []
-        merged: list[tuple[Node, Node, bool]] = []
+    def _pairs(self, node: MappingNode, depth: int, at: Position | None) -> list[tuple[Node, Node, bool, Any]]:
+        """(key, value, merged, at) nodes: the mapping's own pairs, then those its `<<` keys merge in, with the
+        alias position they are used at, if any."""
+        own: list[tuple[Node, Node, bool, Any]] = []
+        merged: list[tuple[Node, Node, bool, Any]] = []
         for key_node, value_node in node.value:
             self._step(key_node, depth + 1)
             if key_node.tag != _MERGE:
-                own.append((key_node, value_node, False))
+                own.append((key_node, value_node, False, at))
                 continue
             many = isinstance(value_node, SequenceNode) and value_node.tag == _SEQ
             for source in value_node.value if many else [value_node]:
                 if not (isinstance(source, MappingNode) and source.tag == _MAP):
-                    raise SourceError("`<<` merges only mappings", _position(source))
-                merged += [(key, value, True) for key, value, _ in self._pairs(source, depth + 1)]
+                    raise SourceError("`<<` merges only mappings", at or _alias(source) or _position(source))
+                pairs = self._pairs(source, depth + 1, at or _alias(source) or _alias(value_node))
+                merged += [(key, value, True, pair_at) for key, value, _, pair_at in pairs]
         return own + merged
 
 
@@ -261,7 +297,7 @@ def parse(raw: bytes | str) -> Source:
             return Source(None)
         builder = _Builder()
         data = builder.build(node, ())
-    return Source(data, builder.positions)
+    return Source(data, builder.positions, builder.anchored)
 
 
 @contextlib.contextmanager
