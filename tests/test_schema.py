@@ -185,6 +185,8 @@ MISTAKES = {  # YAML text -> a word that check-jsonschema's message has to hold
     "parameter_name_bad": HEAD + "params: {1x: 3}\nlayers:\n  - {type: relu}\n",
     "underscore": HEAD + "layers:\n  - {type: flatten}\n  - {type: linear, shape: [64, 1_0]}\n",
     "padding_mode": HEAD + "layers:\n  - {type: conv, shape: [1, 2, 3, 3], padding_mode: mirror}\n",
+    "infinite": HEAD + "layers:\n  - {type: batchnorm, eps: .inf}\n",
+    "negative_infinite": HEAD + "layers:\n  - {type: leaky_relu, negative_slope: -.inf}\n",
 }
 WORDS = {"strides": "'strides' was unexpected", "unknown_type": "'covn' is not one of", "underscore": "'1_0'"}
 # check-jsonschema reads YAML with ruamel.yaml, which still reads 1_0 as 10 as YAML 1.1 did; YAML 1.2 core, which

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from .model import spec_model
@@ -62,6 +63,10 @@ def _accept_parameters(node: Any, inside_params: bool) -> Any:
         return [_accept_parameters(item, inside_params) for item in node]
     if not isinstance(node, dict):
         return node
+    if node.get("type") == "number":  # finite, as the checker reads them: no .inf
+        node.setdefault("maximum", sys.float_info.max)
+        if "exclusiveMinimum" not in node:
+            node.setdefault("minimum", -sys.float_info.max)
     if not inside_params and (node.get("type") in ("integer", "number", "boolean") or "enum" in node):
         outer = {key: node.pop(key) for key in ("title", "description", "default") if key in node}
         return {**outer, "anyOf": [node, {"$ref": "#/$defs/Parameter"}]}
