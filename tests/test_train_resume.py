@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import ENV, Run, app_folder, same_run, train, write_spec
+from train_helpers import ENV, Run, same_run, spec_folder, train, write_spec
 
 import cnnforge
 from cnnforge.cli import main
@@ -50,10 +50,7 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("resume")
-    write_spec(folder)
-    with app_folder(folder):
-        yield folder
+    yield from spec_folder(tmp_path_factory, "resume")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from train_helpers import ENV, app_folder, cnnforge, train, write_spec
+from train_helpers import ENV, cnnforge, spec_folder, train, write_spec
 
 from cnnforge.train import settings
 
@@ -56,10 +56,7 @@ REFUSED = {
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("settings")
-    write_spec(folder)
-    with app_folder(folder):
-        yield folder
+    yield from spec_folder(tmp_path_factory, "settings")
 
 
 @pytest.mark.parametrize("overrides", REFUSED)
@@ -151,15 +148,7 @@ def test_train_resume_and_evaluate_run_cleanly_under_each_hydra_line(
     write_spec(tmp_path)
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-W", "error", "-m", "cnnforge", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            stdin=subprocess.DEVNULL,
-        )
+        return cnnforge(*args, cwd=tmp_path, timeout=300, env=env, python=("-W", "error"))
 
     version = subprocess.run(
         [sys.executable, "-c", "import hydra; print(hydra.__version__)"], env=env, capture_output=True, text=True

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cnnforge.cli import main
 
@@ -100,12 +101,23 @@ def train(*overrides: str) -> Run:
     return Run(code, out.getvalue(), [p for p in run_dirs(Path.cwd()) if p not in before])
 
 
-def cnnforge(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m cnnforge ARGS` in a fresh interpreter, stdout and stderr captured, neither a terminal."""
+def spec_folder(factory: Any, name: str) -> Iterator[Path]:
+    """A fixture's body: a new temporary folder holding tiny.yaml, the app run from it (see app_folder)."""
+    folder = factory.mktemp(name)
+    write_spec(folder)
+    with app_folder(folder):
+        yield folder
+
+
+def cnnforge(
+    *args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None, python: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """`python [PYTHON] -m cnnforge ARGS` in a fresh interpreter (with `env` or ENV), stdout and stderr captured,
+    neither a terminal."""
     return subprocess.run(
-        [sys.executable, "-m", "cnnforge", *args],
+        [sys.executable, *python, "-m", "cnnforge", *args],
         cwd=cwd,
-        env=ENV,
+        env=env or ENV,
         capture_output=True,
         text=True,
         timeout=timeout,
