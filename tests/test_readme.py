@@ -1,4 +1,4 @@
-"""The README's commands and examples stay true."""
+"""The README's and the docs pages' commands and examples stay true."""
 
 import re
 import subprocess
@@ -7,6 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+PAGES = sorted((ROOT / "docs").glob("*.md"))
+DOCS = "\n".join([README, *(page.read_text() for page in PAGES)])  # every example, wherever it is shown
 
 
 def _bash_blocks() -> list[str]:
@@ -19,12 +21,12 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_readme_lenet_example_is_the_shipped_file() -> None:
-    example = re.search(r"```yaml\n(# yaml-language-server: \S+\nname: lenet5\n.*?)```", README, re.S).group(1)
+    example = re.search(r"```yaml\n(# yaml-language-server: \S+\nname: lenet5\n.*?)```", DOCS, re.S).group(1)
     assert example == (ROOT / "architectures" / "lenet.yaml").read_text()
 
 
 def test_readme_check_output_is_what_check_prints() -> None:
-    shown = re.search(r"```console\n\$ cnnforge check architectures/\n(.*?)```", README, re.S).group(1)
+    shown = re.search(r"```console\n\$ cnnforge check architectures/\n(.*?)```", DOCS, re.S).group(1)
     run = subprocess.run(
         [sys.executable, "-m", "cnnforge", "check", "architectures/"], cwd=ROOT, capture_output=True, text=True
     )
@@ -40,7 +42,7 @@ def test_readme_error_examples_are_what_check_prints(tmp_path: Path) -> None:
         "name: broken\ninput: [3, 32, 32]\nlayers:\n  - {type: conv, shape: [3, 8, 3, 3], strides: 2}\n"
     )
     for name in ("broken.yaml", "lenet-typo.yaml"):
-        shown = re.search(rf"\$ cnnforge check {name}.*?\n(.*?)(?:\$|```)", README, re.S).group(1)
+        shown = re.search(rf"\$ cnnforge check {name}.*?\n(.*?)(?:\$|```)", DOCS, re.S).group(1)
         run = subprocess.run(
             [sys.executable, "-m", "cnnforge", "check", name], cwd=tmp_path, capture_output=True, text=True
         )
@@ -49,7 +51,7 @@ def test_readme_error_examples_are_what_check_prints(tmp_path: Path) -> None:
 
 
 def test_readme_sizes_examples_are_what_sizes_prints() -> None:
-    block = re.search(r"  ```console\n(  \$ cnnforge sizes .*?)  ```", README, re.S).group(1)
+    block = re.search(r"  ```console\n(  \$ cnnforge sizes .*?)  ```", DOCS, re.S).group(1)
     lines = [line.removeprefix("  ") for line in block.splitlines()]
     commands = [i for i, line in enumerate(lines) if line.startswith("$ ")]
     assert len(commands) == 2

@@ -15,6 +15,7 @@ from cnnforge.spec import parse
 from cnnforge.spec.schema import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 SPECS = sorted((ROOT / "cnnforge" / "architectures").glob("*.yaml"))
 
 
@@ -58,7 +59,7 @@ def test_shipped_specs_validate_and_point_editors_at_the_schema(validator, path:
 
 
 def test_readme_yaml_examples_validate(validator) -> None:
-    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS, re.S)
     specs = [parse(block).data for block in blocks]
     specs = [s for s in specs if isinstance(s, dict) and "layers" in s]
     assert specs
@@ -161,7 +162,7 @@ def _check_jsonschema(files: list[Path]) -> dict[str, list[str]]:
 
 
 def test_check_jsonschema_passes_every_shipped_and_readme_spec(tmp_path: Path) -> None:
-    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS, re.S)
     examples = [block for block in blocks if "layers" in (parse(block).data or {})]
     assert examples
     for i, block in enumerate(examples):

@@ -169,7 +169,7 @@ def test_train_resume_and_evaluate_run_cleanly_under_each_hydra_line(
 
 
 def test_readme_settings_example_is_what_train_prints(work: Path) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "training.md").read_text()
     command, *shown = re.search(r"```console\n\$ (cnnforge train optim\.lr=abc .*?)```", readme, re.S)[1].splitlines()
     run = train(*command.split()[2:])
     assert run.code == 1
