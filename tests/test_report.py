@@ -17,6 +17,8 @@ import pytest
 from train_helpers import Run, app_folder, read_metrics, train, write_spec
 
 from cnnforge.cli import main
+from cnnforge.report.run import SweepFolder
+from cnnforge.report.sweep import render as render_sweep
 from cnnforge.train.sweep import Job
 
 DIGITS_VAL = 359
@@ -242,12 +244,29 @@ def test_report_of_a_sweep_with_a_failed_job(swept: Run, tmp_path: Path) -> None
     assert len(links) == 3 and all((out.parent / unquote(link)).is_file() for link in links)  # relative to OUT
 
 
+def test_jobs_without_an_accuracy_come_last(tmp_path: Path) -> None:
+    def job(n: str, accuracy: str, status: str = "ok") -> dict[str, str]:
+        fields = {"overrides": f"optim.lr={n}", "epochs": "1" if accuracy else "0", "seconds": "1.0", "error": ""}
+        return {"job": n, "folder": f"{n}_lr={n}", "best_val_acc": accuracy, "status": status, **fields}
+
+    jobs = [job("0", "", "failed"), job("1", "0.5"), job("2", "0.75"), job("3", "0.5"), job("4", "", "failed")]
+    text = render_sweep(SweepFolder(tmp_path, jobs), {}, tmp_path)
+    assert [row[1] for row in Page(text).tables["sweep-table"][1:]] == ["2", "1", "3", "0", "4"]
+    assert "No job has finished an epoch (no metrics.csv in the job folders)." in text
+
+
 def test_report_of_a_sweep_without_a_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
     assert main(["report", str(tmp_path)]) == 1
     assert capsys.readouterr().err == (
         f"cnnforge report: error: {tmp_path}: a sweep folder without sweep.csv: none of its jobs has finished yet, "
         "or a cnnforge older than sweep tables ran it\n"
+    )
+    (tmp_path / "sweep.csv").write_text("job,folder\n0,0_lr=0.1\n")
+    assert main(["report", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"cnnforge report: error: {tmp_path / 'sweep.csv'}: not a sweep table of cnnforge train: no column "
+        "overrides, best_val_acc, epochs, seconds, status, error\n"
     )
 
 

@@ -7,7 +7,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..train.sweep import TABLE
+from ..train.sweep import COLUMNS, TABLE
 
 SWEEP_RECORD = "multirun.yaml"  # Hydra writes it at the root of every sweep
 CHECKPOINTS = ("best.pt", "last.pt")  # the report evaluates the first of these that the run has
@@ -86,6 +86,10 @@ def read_sweep(path: Path) -> SweepFolder:
         )
     try:
         with open(table, newline="", errors="replace") as file:
-            return SweepFolder(path, list(csv.DictReader(file)))
+            reader = csv.DictReader(file)
+            jobs = list(reader)
     except OSError as error:
         raise ReportError(f"{table}: cannot read: {error.strerror or error}") from None
+    if missing := [column for column in COLUMNS if column not in (reader.fieldnames or [])]:
+        raise ReportError(f"{table}: not a sweep table of cnnforge train: no column {', '.join(missing)}")
+    return SweepFolder(path, jobs)

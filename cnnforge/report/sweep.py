@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import math
 import os
 import shlex
 from pathlib import Path
@@ -39,7 +40,7 @@ def write(sweep_dir: Path, output: Path | None = None) -> Path:
 def render(sweep: SweepFolder, reports: dict[str, Path], here: Path) -> str:
     """The page: the jobs best first, with the settings they differ in and links (relative to `here`) to the
     `reports` of those that have one, then the validation accuracy of every job per epoch."""
-    jobs = sorted(sweep.jobs, key=lambda job: (-_number(job.get("best_val_acc")), int(job["job"])))
+    jobs = sorted(sweep.jobs, key=lambda job: (-_accuracy(job), _number(job["job"])))
     common, differs = _settings(jobs)
     rows = []
     for rank, job in enumerate(jobs, 1):
@@ -61,6 +62,12 @@ def render(sweep: SweepFolder, reports: dict[str, Path], here: Path) -> str:
         _section("jobs", "Jobs", table, about),
         _section("curves", "Validation accuracy", _curves(sweep, jobs, differs)),
     )
+
+
+def _accuracy(job: dict[str, str]) -> float:
+    """The job's best validation accuracy; -inf when it has none (failed before an epoch), so it sorts last."""
+    accuracy = _number(job["best_val_acc"])
+    return float("-inf") if math.isnan(accuracy) else accuracy
 
 
 def _settings(jobs: list[dict[str, str]]) -> tuple[str, dict[str, str]]:
@@ -87,7 +94,7 @@ def _curves(sweep: SweepFolder, jobs: list[dict[str, str]], differs: dict[str, s
         except OSError:
             continue
         if rows:
-            curves[job["job"]] = ([int(r["epoch"]) for r in rows], [_number(r["val_acc"]) for r in rows])
+            curves[job["job"]] = ([_number(r.get("epoch")) for r in rows], [_number(r.get("val_acc")) for r in rows])
     if not curves:
         return '<p class="note">No job has finished an epoch (no metrics.csv in the job folders).</p>'
     figure, axes = plt.subplots(figsize=(10, 5), constrained_layout=True)
