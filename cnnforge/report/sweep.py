@@ -85,6 +85,7 @@ def _curves(sweep: SweepFolder, jobs: list[dict[str, str]], differs: dict[str, s
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     curves = {}
     for job in jobs:
@@ -101,6 +102,7 @@ def _curves(sweep: SweepFolder, jobs: list[dict[str, str]], differs: dict[str, s
     for job, (epochs, accuracy) in curves.items():
         axes.plot(epochs, accuracy, "o-", label=f"{job}: {differs[job]}"[:80])
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("validation accuracy")
     axes.set_ylim(0, 1)
     axes.grid(alpha=0.3)
