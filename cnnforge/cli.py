@@ -152,12 +152,15 @@ def draw(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     try:
+        from .report import sweep
         from .report.page import ReportError, write
+        from .report.run import is_sweep
     except ImportError as error:
         print(f"cnnforge report: needs the train extra (pip install 'cnnforge[train]'): {error}", file=sys.stderr)
         return 2
+    folder = Path(args.run_dir)
     try:
-        output = write(Path(args.run_dir), Path(args.output) if args.output else None)
+        output = (sweep.write if is_sweep(folder) else write)(folder, Path(args.output) if args.output else None)
     except ReportError as error:
         print(f"cnnforge report: error: {error}", file=sys.stderr)
         return 1
@@ -301,11 +304,15 @@ def parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser(
         "report",
-        help="one self-contained HTML page of a training run",
+        help="one self-contained HTML page of a training run or a sweep",
         description="Write one HTML page of a run folder: config, summary, diagram, curves, metrics per epoch "
-        "and the validation confusion matrix of its checkpoint. The page needs no server and loads nothing.",
+        "and the validation confusion matrix of its checkpoint. Of a sweep folder (cnnforge train -m): its jobs "
+        "best first, their validation accuracy on one plot, and links to each job's page, written too. The "
+        "pages need no server and load nothing.",
     )
-    sub.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, outputs/<date>/<time>_<arch>/")
+    sub.add_argument(
+        "run_dir", metavar="RUN_DIR", help="a run folder, outputs/<date>/<time>_<arch>/, or a sweep's folder"
+    )
     sub.add_argument(
         "-o", "--output", metavar="OUT", help="the HTML file (default: RUN_DIR/report.html, replaced if there)"
     )

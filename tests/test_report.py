@@ -11,11 +11,15 @@ import tempfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
-from train_helpers import Run, app_folder, train, write_spec
+from train_helpers import Run, app_folder, read_metrics, train, write_spec
 
 from cnnforge.cli import main
+from cnnforge.report.run import SweepFolder
+from cnnforge.report.sweep import render as render_sweep
+from cnnforge.train.sweep import Job
 
 DIGITS_VAL = 359
 TINY_TYPES = ["conv", "relu", "maxpool", "flatten", "dropout", "linear"]
@@ -158,7 +162,8 @@ def test_report_errors(trained: Run, tmp_path: Path, capsys: pytest.CaptureFixtu
     cases = {
         tmp_path / "nowhere": "no such folder",
         tmp_path / "file.txt": "not a folder; give a run folder, outputs/<date>/<time>_<arch>/",
-        tmp_path: "not a run folder (it has no config.yaml); give one that cnnforge train made",
+        tmp_path: "neither a run folder (it has no config.yaml) nor a sweep folder (no sweep.csv); give one that "
+        "cnnforge train made",
     }
     for folder, message in cases.items():
         assert main(["report", str(folder)]) == 1
@@ -166,6 +171,103 @@ def test_report_errors(trained: Run, tmp_path: Path, capsys: pytest.CaptureFixtu
     unwritable = tmp_path / "no" / "such" / "report.html"
     assert main(["report", str(trained.folder), "-o", str(unwritable)]) == 1
     assert capsys.readouterr().err == f"cnnforge report: error: {unwritable}: cannot write: No such file or directory\n"
+
+
+# --- a sweep ---------------------------------------------------------------------------------------------------
+
+SWEEP_LRS = ("0.5", "0.1", "0.01")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """A sweep of three learning rates, two epochs each, on digits."""
+    folder = tmp_path_factory.mktemp("sweep")
+    write_spec(folder)
+    with app_folder(folder):
+        run = train(
+            "-m", "arch=tiny.yaml", "trainer.epochs=2", "trainer.batch_size=64", f"optim.lr={','.join(SWEEP_LRS)}"
+        )
+        assert run.code == 0, run.output
+        yield run
+
+
+@pytest.fixture(scope="module")
+def sweep_report(swept: Run) -> Path:
+    root = swept.folders[0].parent
+    assert main(["report", str(root)]) == 0
+    return root / "report.html"
+
+
+def test_report_of_a_sweep_compares_its_jobs(swept: Run, sweep_report: Path) -> None:
+    root = sweep_report.parent
+    jobs = read_metrics(root / "sweep.csv")
+    assert [(job["folder"], job["status"]) for job in jobs] == [
+        (f"{n}_lr={lr}", "ok") for n, lr in enumerate(SWEEP_LRS)
+    ]
+    text = sweep_report.read_text()
+    page = Page(text)
+    assert page.title == f"sweep {root.parent.name}/{root.name}"
+    head, *rows = page.tables["sweep-table"]
+    assert head == ["rank", "job", "settings", "best val acc", "epochs", "seconds", "status", "report"]
+    best_first = sorted(jobs, key=lambda job: (-float(job["best_val_acc"]), int(job["job"])))
+    settings = {job["job"]: f"optim.lr={lr}" for job, lr in zip(jobs, SWEEP_LRS, strict=True)}
+    assert rows == [
+        [str(rank), job["job"], settings[job["job"]], job["best_val_acc"], "2", job["seconds"], "ok", job["folder"]]
+        for rank, job in enumerate(best_first, 1)
+    ]
+    assert (
+        "every job: arch=tiny.yaml trainer.epochs=2 trainer.batch_size=64" in text and "3 jobs: 3 ok, 0 failed" in text
+    )
+    for job in jobs:
+        metrics = read_metrics(root / job["folder"] / "metrics.csv")
+        assert job["best_val_acc"] == max((row["val_acc"] for row in metrics), key=float)
+    assert page.ids["sweep-curves"] == "img" and "<script" not in text
+    links = [url for url in page.urls if not url.startswith("data:")]
+    assert sorted(links) == sorted(f"{job['folder'].replace('=', '%3D')}/report.html" for job in jobs)
+    for link in links:  # each job's own report, written too
+        job_page = Page((root / unquote(link)).read_text())
+        assert job_page.title == f"tiny: run {root.name}/{Path(unquote(link)).parent.name}"
+        assert "confusion-matrix" in job_page.tables
+
+
+def test_report_of_a_sweep_with_a_failed_job(swept: Run, tmp_path: Path) -> None:
+    root = copy_without(swept.folders[0].parent, tmp_path, "report.html")
+    Job(root, 3, root / "3_lr=-1", ["optim.lr=-1"]).finished("optim.lr=-1: must be <greater> than 0")
+    out = tmp_path / "elsewhere" / "sweep.html"
+    out.parent.mkdir()
+    assert main(["report", str(root), "-o", str(out)]) == 0
+    text = out.read_text()
+    *_, last = Page(text).tables["sweep-table"]
+    assert last == ["4", "3", "optim.lr=-1", "", "0", last[5], "failed: optim.lr=-1: must be <greater> than 0", ""]
+    assert "must be &lt;greater&gt; than 0" in text and "4 jobs: 3 ok, 1 failed" in text
+    links = [url for url in Page(text).urls if not url.startswith("data:")]
+    assert len(links) == 3 and all((out.parent / unquote(link)).is_file() for link in links)  # relative to OUT
+
+
+def test_jobs_without_an_accuracy_come_last(tmp_path: Path) -> None:
+    def job(n: str, accuracy: str, status: str = "ok") -> dict[str, str]:
+        fields = {"overrides": f"optim.lr={n}", "epochs": "1" if accuracy else "0", "seconds": "1.0", "error": ""}
+        return {"job": n, "folder": f"{n}_lr={n}", "best_val_acc": accuracy, "status": status, **fields}
+
+    jobs = [job("0", "", "failed"), job("1", "0.5"), job("2", "0.75"), job("3", "0.5"), job("4", "", "failed")]
+    text = render_sweep(SweepFolder(tmp_path, jobs), {}, tmp_path)
+    assert [row[1] for row in Page(text).tables["sweep-table"][1:]] == ["2", "1", "3", "0", "4"]
+    assert "No job has finished an epoch (no metrics.csv in the job folders)." in text
+
+
+def test_report_of_a_sweep_without_a_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
+    assert main(["report", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"cnnforge report: error: {tmp_path}: a sweep folder without sweep.csv: none of its jobs has finished yet, "
+        "or a cnnforge older than sweep tables ran it\n"
+    )
+    (tmp_path / "sweep.csv").write_text("job,folder\n0,0_lr=0.1\n")
+    assert main(["report", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"cnnforge report: error: {tmp_path / 'sweep.csv'}: not a sweep table of cnnforge train: no column "
+        "overrides, best_val_acc, epochs, seconds, status, error\n"
+    )
 
 
 # --- in a browser ----------------------------------------------------------------------------------------------
@@ -252,3 +354,25 @@ def test_report_in_a_browser(browser, trained: Run, report: Path) -> None:  # sk
     assert sum(int(cell.text) for cell in confusion.find_elements(By.CSS_SELECTOR, "tbody td")) == DIGITS_VAL
     metrics = browser.find_elements(By.CSS_SELECTOR, "#metrics-table tbody tr")
     assert len(metrics) == 1 and re.fullmatch(r"1 .*", metrics[0].text)
+
+
+def test_sweep_report_in_a_browser(browser, swept: Run, sweep_report: Path) -> None:  # skipped before the sweep
+    from selenium.webdriver.common.by import By
+
+    log = load(browser, sweep_report)
+    assert [entry for entry in log if entry["level"] in ("SEVERE", "WARNING")] == []
+    root = sweep_report.parent
+    assert browser.title == f"sweep {root.parent.name}/{root.name}"
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0  # loads nothing
+    rows = browser.find_elements(By.CSS_SELECTOR, "#sweep-table tbody tr")
+    assert [row.find_elements(By.TAG_NAME, "td")[0].text for row in rows] == ["1", "2", "3"]
+    assert rows[0].find_element(By.TAG_NAME, "td").value_of_css_property("font-weight") == "700"  # best: bold
+    curves = browser.find_element(By.ID, "sweep-curves")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", curves) == 1000
+    assert curves.rect["width"] > 300 and curves.is_displayed()
+    link = rows[0].find_element(By.TAG_NAME, "a")
+    folder = link.text
+    link.click()  # to the best job's own report
+    assert browser.title == f"tiny: run {root.name}/{folder}"
+    assert [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")] == []
+    assert browser.find_element(By.ID, "confusion-matrix").is_displayed()

@@ -280,7 +280,7 @@ def test_multirun_writes_a_folder_per_job(work: Path) -> None:
     run = train("-m", "arch=tiny.yaml", "trainer.epochs=1", "optim.lr=0.1,0.01", "trainer.batch_size=128")
     assert run.code == 0, run.output
     folders = run.folders
-    assert [f.name for f in folders] == ["0_tiny", "1_tiny"]
+    assert [f.name for f in folders] == ["0_lr=0.1", "1_lr=0.01"]  # named by what the sweep varies
     assert all(f.parent.parent.parent == work / "outputs" / "multirun" for f in folders)
     assert folders[0].parent == folders[1].parent  # one sweep folder
     for folder, lr in zip(folders, (0.1, 0.01), strict=True):
@@ -306,8 +306,10 @@ def test_sweep_through_the_submitit_launcher(work: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     folders = [f for f in run_dirs(work) if f.parent.parent.parent == work / "outputs" / "multirun"]
-    assert [f.name for f in folders][-2:] == ["0_tiny", "1_tiny"]
+    assert [f.name for f in folders][-2:] == ["0_lr=0.1", "1_lr=0.01"]
     for folder, lr in zip(folders[-2:], (0.1, 0.01), strict=True):
         (row,) = read_metrics(folder / "metrics.csv")
         assert float(row["lr"]) == lr
         assert (folder / "last.pt").is_file()
+    table = read_metrics(folders[-1].parent / "sweep.csv")  # each job process added its own row
+    assert [(row["folder"], row["status"]) for row in table] == [("0_lr=0.1", "ok"), ("1_lr=0.01", "ok")]

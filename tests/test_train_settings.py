@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from train_helpers import ENV, cnnforge, spec_folder, train, write_spec
+from train_helpers import ENV, cnnforge, read_metrics, spec_folder, train, write_spec
 
 from cnnforge.train import settings
 
@@ -140,7 +140,7 @@ def hydra_line(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     return line, target
 
 
-def test_train_resume_and_evaluate_run_cleanly_under_each_hydra_line(
+def test_train_sweep_resume_and_evaluate_run_cleanly_under_each_hydra_line(
     hydra_line: tuple[str, Path], tmp_path: Path
 ) -> None:
     line, target = hydra_line
@@ -159,7 +159,10 @@ def test_train_resume_and_evaluate_run_cleanly_under_each_hydra_line(
     assert first.returncode == 0, first.stderr
     resumed = run("train", *common, "trainer.epochs=2", "trainer.resume=first/last.pt", "hydra.run.dir=second")
     assert resumed.returncode == 0, resumed.stderr
-    assert "Warning" not in first.stderr + resumed.stderr
+    swept = run("train", "-m", *common, "trainer.epochs=1", "optim.lr=0.1,0.05", "hydra.sweep.dir=sweep")
+    assert swept.returncode == 0, swept.stderr
+    assert [row["folder"] for row in read_metrics(tmp_path / "sweep" / "sweep.csv")] == ["0_lr=0.1", "1_lr=0.05"]
+    assert "Warning" not in first.stderr + resumed.stderr + swept.stderr
     evaluated = run("evaluate", "ckpt=second/last.pt", "data.val_size=64")
     assert evaluated.returncode == 0, evaluated.stderr
     assert "(val, 64 samples)" in evaluated.stdout

@@ -71,6 +71,12 @@ def render(run: RunFolder, result: Evaluation | str) -> str:
         _confusion(result),
         _section("config", "Config", f"<pre>{_e(run.config)}</pre>"),
     ]
+    note = [] if isinstance(result, Evaluation) else [f'<p class="note">{_e(result)}</p>']
+    return document(title, _facts(run, config), *note, *sections)
+
+
+def document(title: str, facts: str, *body: str) -> str:
+    """A whole page: `title` as its heading, a line of `facts` under it, then `body` (HTML)."""
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -84,14 +90,17 @@ def render(run: RunFolder, result: Evaluation | str) -> str:
             "</head>",
             "<body>",
             f"<h1>{_e(title)}</h1>",
-            f'<p class="facts">{_e(_facts(run, config))}</p>',
-            *([] if isinstance(result, Evaluation) else [f'<p class="note">{_e(result)}</p>']),
-            *sections,
+            f'<p class="facts">{_e(facts)}</p>',
+            *body,
             "</body>",
             "</html>",
             "",
         ]
     )
+
+
+class Raw(str):
+    """A table cell that is HTML already (a link), not text to escape."""
 
 
 def _e(text: object) -> str:
@@ -133,7 +142,8 @@ def _table(id: str, header: list[str], rows: list[list[str]], text_columns: set[
     """An HTML table; cells are escaped, columns in `text_columns` left-aligned."""
 
     def cell(tag: str, i: int, value: str) -> str:
-        return f'<{tag} class="text">{_e(value)}</{tag}>' if i in text_columns else f"<{tag}>{_e(value)}</{tag}>"
+        content = value if isinstance(value, Raw) else _e(value)
+        return f'<{tag} class="text">{content}</{tag}>' if i in text_columns else f"<{tag}>{content}</{tag}>"
 
     head = "".join(cell("th", i, h) for i, h in enumerate(header))
     lines = [f'<table id="{id}">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..compiler import Compiled, check_file
-from . import archs, resume
+from . import archs, resume, sweep
 from .settings import REPLACE, VERSION_BASE
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ log = logging.getLogger("cnnforge.train")
 CONF = Path(__file__).resolve().parent.parent / "conf"
 OTHERS_WAIT = 5.0  # seconds a process other than 0 waits before saying a problem that stops the run
 CLASS_PARAMS = ("classes", "num_classes")  # a spec parameter by one of these names is bound to the data's classes
+sweep.register_resolver()  # before Hydra names a sweep job's folder, in whichever process runs the job
 
 
 class RunError(Exception):
@@ -264,18 +265,23 @@ def _overrides(config: DictConfig) -> list[str]:
 
 @hydra.main(config_path="../conf", config_name="config", **VERSION_BASE)
 def train(config: DictConfig) -> float:
+    from hydra.types import RunMode
+
     from .distributed import LaunchError, processes
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     data_file = str(CONF / "data" / f"{hydra_config.runtime.choices.get('data')}.yaml")
+    job = None
+    if hydra_config.mode == RunMode.MULTIRUN:
+        job = sweep.Job(Path(hydra_config.sweep.dir), hydra_config.job.num, run_dir, _overrides(config))
     rank = 0
     try:
         procs = processes()
         rank = procs.rank
         if rank:
             logging.getLogger().setLevel(logging.ERROR)  # process 0 tells the story
-        return run(config, run_dir, data_file, procs)
+        best = run(config, run_dir, data_file, procs)
     except (RunError, LaunchError, resume.ResumeError) as error:
         if rank:  # most problems are every process's: process 0 says them, and torchrun then stops this one
             time.sleep(OTHERS_WAIT)
@@ -283,7 +289,33 @@ def train(config: DictConfig) -> float:
             log.error(f"process {rank}: {line}" if rank else line)
         if not rank:
             remove_unstarted(run_dir)
+            _record(job, str(error))
         raise SystemExit(1) from None
+    except SystemExit as stop:  # stopped by a signal (run() has said how to continue)
+        if not rank:
+            _record(job, f"stopped (exit status {stop.code})")
+        raise
+    except Exception as error:
+        if not rank:
+            _record(job, f"{type(error).__name__}: {error}")
+        raise
+    if not rank and not _record(job, None):
+        raise SystemExit(1)
+    return best
+
+
+def _record(job: sweep.Job | None, error: str | None) -> bool:
+    """Record a sweep job's end in its sweep.csv (nothing outside a sweep); False, said, when it cannot be."""
+    from ..files import WriteError
+
+    if job is None:
+        return True
+    try:
+        job.finished(error)
+    except WriteError as problem:
+        log.error(str(problem))
+        return False
+    return True
 
 
 def register_archs(argv: list[str]) -> list[str]:
@@ -329,7 +361,8 @@ def main(argv: list[str]) -> int:
     if problem := _reused_folder(argv):
         print(problem, file=sys.stderr)
         return 1
-    sys.argv = ["cnnforge train", *register_archs(argv), *extra]
+    sweeping = "-m" in argv or "--multirun" in argv
+    sys.argv = ["cnnforge train", *register_archs(argv), *extra, *(sweep.exclude_unswept(argv) if sweeping else [])]
     train()
     return 0
 
@@ -338,16 +371,16 @@ def _reused_folder(argv: list[str]) -> str | None:
     """A run or sweep folder given on the command line that already holds a run, said before Hydra writes
     its own files there. (Folders named with interpolations are checked by `run` once they are known.)"""
     options = dict(arg.partition("=")[::2] for arg in argv if "=" in arg)
-    sweep = "-m" in argv or "--multirun" in argv
-    folder = options.get("hydra.sweep.dir" if sweep else "hydra.run.dir")
+    sweeping = "-m" in argv or "--multirun" in argv
+    folder = options.get("hydra.sweep.dir" if sweeping else "hydra.run.dir")
     if not folder or "${" in folder:
         return None
-    found = "multirun.yaml" if sweep and (Path(folder) / "multirun.yaml").exists() else None
-    found = found or holds_run(Path(folder), None if sweep else options.get("trainer.resume"))
-    found = found or (None if sweep or options.get("trainer.resume") else _exists(Path(folder) / ".hydra"))
+    found = "multirun.yaml" if sweeping and (Path(folder) / "multirun.yaml").exists() else None
+    found = found or holds_run(Path(folder), None if sweeping else options.get("trainer.resume"))
+    found = found or (None if sweeping or options.get("trainer.resume") else _exists(Path(folder) / ".hydra"))
     if not found:
         return None
-    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    key = "hydra.sweep.dir" if sweeping else "hydra.run.dir"
     return (
         f"{key}={folder}: this folder already holds a run ({found}); give a new folder (by default each run gets "
         "one of its own), or trainer.resume=<its checkpoint> to continue that run there"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import hydra
+import omegaconf
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -20,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 HYDRA_LINE = tuple(int(part) for part in hydra.__version__.split(".")[:2])
 # Hydra 1.3 wants version_base said (None: today's defaults); 1.4 deprecates the parameter.
 VERSION_BASE: dict[str, Any] = {"version_base": None} if HYDRA_LINE < (1, 4) else {}
+OMEGACONF_LINE = tuple(int(part) for part in omegaconf.__version__.split(".")[:2])
 # Hydra 1.4 warns when a ConfigStore entry is stored again without saying to replace it; 1.3 has no such argument.
 REPLACE: dict[str, Any] = {"replace": True} if HYDRA_LINE >= (1, 4) else {}
 
@@ -343,6 +345,17 @@ def instantiate(config: Any, **kwargs: Any) -> Any:
     if HYDRA_LINE >= (1, 4):
         kwargs["_execution_whitelist_"] = list(TARGETS)
     return hydra_instantiate(config, **kwargs)
+
+
+def register_resolver(name: str, resolver: Any) -> None:
+    """Make `${NAME:...}` call `resolver` in configs: OmegaConf 2.4 calls this register_resolver (the old name,
+    register_new_resolver, warns), while 2.3's register_resolver is a deprecated older one."""
+    if OmegaConf.has_resolver(name):
+        return
+    if OMEGACONF_LINE >= (2, 4):
+        OmegaConf.register_resolver(name, resolver)
+    else:
+        OmegaConf.register_new_resolver(name, resolver)
 
 
 def compose(overrides: list[str]) -> DictConfig:
