@@ -21,9 +21,9 @@ from train_helpers import app_folder, train
 
 from cnnforge.cli import main
 from cnnforge.files import write_new
-from cnnforge.train import grid
 from cnnforge.train.data import load
-from cnnforge.train.explain import METHODS
+from cnnforge.use import grid
+from cnnforge.use.explain import METHODS
 
 needs_grad_cam = pytest.mark.skipif(
     importlib.util.find_spec("pytorch_grad_cam") is None, reason="needs the explain extra (grad-cam)"
@@ -357,7 +357,7 @@ def test_features_filters_alone(ckpt, tmp_path, capsys) -> None:
 
 
 def test_filter_tiles_of_colour_and_many_channels(tmp_path: Path) -> None:
-    from cnnforge.train.features import filter_tiles
+    from cnnforge.use.features import filter_tiles
 
     tiles, labels, columns = filter_tiles(torch.randn(4, 3, 5, 5))
     assert (tuple(tiles.shape), labels, columns) == ((4, 5, 5, 3), ["0", "1", "2", "3"], None)

@@ -16,7 +16,7 @@ from train_helpers import Run, app_folder, train, write_spec
 
 from cnnforge.cli import main
 from cnnforge.train.data import load
-from cnnforge.train.inference import load_model
+from cnnforge.use import load as load_trained
 
 DIGITS_VAL = 359
 
@@ -126,7 +126,8 @@ def digit_images(trained: Run, tmp_path_factory: pytest.TempPathFactory) -> list
     """Five validation digits as 8-bit PNGs (digits' 0..16 scaled to 0..255), with the model's class
     probabilities for the original samples."""
     folder = tmp_path_factory.mktemp("images")
-    model, prepare, _ = load_model(trained.folder / "last.pt")
+    net = load_trained(trained.folder / "last.pt")
+    model, prepare = net.model, net.prepare
     data = load(OmegaConf.create({"name": "digits", "val_fraction": 0.2}), (1, 8, 8))
     x, _ = next(data.val.batches(5))
     with torch.no_grad():
@@ -338,3 +339,47 @@ def test_a_checkpoint_holding_code_is_refused_without_advice_to_run_it(tmp_path:
         f"cnnforge predict: error: {path}: refused: the file holds Python code (a pickled object, print), "
         "which cnnforge never runs; only tensors and plain values are read\n"
     )
+
+
+# -- the Python API ------------------------------------------------------------------------------------------------
+
+
+def test_load_gives_the_model_its_spec_and_classes(trained: Run) -> None:
+    from cnnforge import load
+
+    net = load(trained.folder / "last.pt")
+    assert load is load_trained
+    assert net.classes == [str(d) for d in range(10)]
+    assert net.compiled.spec.name == "tiny" and net.compiled.output == (10,)
+    assert [name for name, _ in net.model.named_children()] == [layer.name for layer in net.compiled.layers]
+    assert not net.model.training
+    weights = torch.load(trained.folder / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(net.model.state_dict()[k], v) for k, v in weights.items())
+
+
+def test_predict_from_python_takes_a_path_a_pil_image_or_pixels(trained: Run, digit_images) -> None:
+    net = load_trained(trained.folder / "last.pt")
+    path, expected = digit_images[2]
+    with Image.open(path) as image:
+        pixels = torch.from_numpy(np.asarray(image).copy())[None]  # uint8 [1, 8, 8]
+        answers = [net.predict(path, top_k=2), net.predict(str(path), 2), net.predict(image, 2), net.predict(pixels, 2)]
+    assert answers[1:] == answers[:-1]
+    (first, p1), (second, p2) = answers[0]
+    top = expected.topk(2)
+    assert [first, second] == [str(int(i)) for i in top.indices]  # the original sample's answer
+    assert p1 == pytest.approx(float(top.values[0]), abs=0.02) and p1 >= p2
+    # pixels as floats in [0, 1], and a batch, give the same probabilities
+    single = net.probabilities(pixels)
+    assert single.shape == (10,) and float(single.sum()) == pytest.approx(1, abs=1e-5)
+    assert torch.allclose(net.probabilities(pixels.float() / 255), single, atol=1e-6)
+    batch = torch.stack([pixels, pixels.flip(-1)])  # [2, 1, 8, 8]
+    assert net.probabilities(batch).shape == (2, 10)
+    assert torch.allclose(net.probabilities(batch)[0], single, atol=1e-6)
+
+
+def test_python_predict_says_what_it_takes(trained: Run) -> None:
+    net = load_trained(trained.folder / "last.pt")
+    with pytest.raises(ValueError, match=r"expected pixels \[C, H, W\] or \[N, C, H, W\], found a tensor \[8, 8\]"):
+        net.predict(torch.zeros(8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="predict takes one image; probabilities takes a batch"):
+        net.predict(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))

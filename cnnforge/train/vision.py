@@ -18,7 +18,7 @@ from omegaconf.errors import MissingMandatoryValue
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from . import images
+from .. import images
 from .data import Data, DataError, TensorSplit, loader, shards, stratified_split
 
 GIB = 2**30

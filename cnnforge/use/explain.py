@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 from ..files import Writer, write_new
 from ..layers.registry import suggest
-from .inference import UsageError, compiled_spec, device_option, flag_option, load_model, read_image, split_args
+from .command import UsageError, device_option, flag_option, read_image, split_args
 from .maps import feature_layer
+from .model import load
 
 # The method names pytorch-grad-cam's own examples use, and its class for each.
 METHODS = {
@@ -122,7 +123,7 @@ def _npy(array: np.ndarray) -> Writer:
     return lambda file: np.save(file, array)
 
 
-def explain_command(argv: list[str]) -> int:
+def command(argv: list[str]) -> int:
     """cnnforge explain ckpt=PATH [method=gradcam] [layer=NAME] [class=C] [out=DIR] [npy=true] IMAGE..."""
     if "--help" in argv or "-h" in argv:
         print(HELP)
@@ -136,14 +137,13 @@ def explain_command(argv: list[str]) -> int:
     device = device_option(options, USAGE)
     out = Path(options.get("out", "explain"))
     cams = grad_cam()
-    model, prepare, state = load_model(options["ckpt"])
-    layer = feature_layer(compiled_spec(state), options.get("layer"))
-    classes = state["data"]["classes"]
+    trained = load(options["ckpt"], device)
+    model, classes = trained.model, trained.classes
+    layer = feature_layer(trained.compiled, options.get("layer"))
     chosen = class_index(options["class"], classes) if "class" in options else None
-    model = model.to(device)
     out.mkdir(parents=True, exist_ok=True)
     cam = getattr(cams, METHODS[method])(model=model, target_layers=[model.get_submodule(layer.name)])
-    mode = "L" if prepare.source[0] == 1 else "RGB"
+    mode = trained.mode
     status = 0
     try:
         for name in images:
@@ -152,7 +152,7 @@ def explain_command(argv: list[str]) -> int:
             if x is None or rgb is None:
                 status = 1
                 continue
-            prepared = prepare.for_source(tuple(x.shape[1:]), 255.0)(x.to(device))  # [1, C, H, W], the spec's
+            prepared = trained.inputs(x)  # [1, C, H, W], the spec's
             with torch.no_grad():
                 p = model(prepared).softmax(dim=1)[0].cpu()
             target = int(p.argmax()) if chosen is None else chosen

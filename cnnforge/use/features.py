@@ -10,8 +10,9 @@ import torch
 from ..files import Writer, write_new
 from ..layers import show
 from . import grid
-from .inference import UsageError, compiled_spec, device_option, flag_option, load_model, read_image, split_args
+from .command import UsageError, device_option, flag_option, read_image, split_args
 from .maps import feature_layer, first_conv
+from .model import load
 
 USAGE = (
     "usage: cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=features] [device=auto|cpu|cuda|mps] "
@@ -47,7 +48,7 @@ def _drawn(
     return lambda file: grid.draw(file, array, labels, title, columns, cmap)
 
 
-def features_command(argv: list[str]) -> int:
+def command(argv: list[str]) -> int:
     """cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=DIR] [device=auto] [IMAGE...]"""
     if "--help" in argv or "-h" in argv:
         print(HELP)
@@ -58,11 +59,11 @@ def features_command(argv: list[str]) -> int:
         raise UsageError(USAGE)
     device = device_option(options, USAGE)
     out = Path(options.get("out", "features"))
-    model, prepare, state = load_model(options["ckpt"])
-    compiled = compiled_spec(state)
+    trained = load(options["ckpt"], device)
+    model, compiled = trained.model, trained.compiled
     layer = feature_layer(compiled, options.get("layer"))
     out.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^\w.-]+", "_", state["spec"]["name"])  # a file name, whatever the spec's name
+    name = re.sub(r"[^\w.-]+", "_", trained.name)  # a file name, whatever the spec's name
     if filters:
         conv = first_conv(compiled)
         weight = model.get_submodule(conv.name).weight  # [C_o, C_i / groups, K_h, K_w]
@@ -71,17 +72,15 @@ def features_command(argv: list[str]) -> int:
         drawn = _drawn(tiles, labels, title, columns, "gray")  # colour filters are drawn as RGB
         (path,) = write_new(out, f"{name}.{conv.name}.filters", {".png": drawn})
         print(f"filters of {conv.name} {show(weight.shape)} -> {path}")
-    model = model.to(device)
     upto = model[: layer.index + 1]
-    mode = "L" if prepare.source[0] == 1 else "RGB"
     status = 0
     for image in images:
-        x = read_image(image, mode)
+        x = read_image(image, trained.mode)
         if x is None:
             status = 1
             continue
         with torch.no_grad():
-            maps = upto(prepare.for_source(tuple(x.shape[1:]), 255.0)(x.to(device)))[0]  # [C, H, W]
+            maps = upto(trained.inputs(x))[0]  # [C, H, W]
         title = f"{layer.name} {show(maps.shape)} of {Path(image).name}"
         labels = [str(c) for c in range(len(maps))]
         (path,) = write_new(out, f"{Path(image).stem}.{layer.name}", {".png": _drawn(maps, labels, title)})
