@@ -42,6 +42,11 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     return image
 
 
+def extensions() -> frozenset[str]:
+    """The file name extensions (".png", ".jpg", ...) of the formats Pillow can open, in lower case."""
+    return frozenset(ext for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN)
+
+
 def converted(image: Image.Image, mode: str) -> Image.Image:
     """`image` in mode "L" or "RGB", 8 bits a channel, as `read` makes a file's image."""
     return _eight_bit(image).convert(mode)

@@ -3,6 +3,7 @@ a line on stderr for each that cannot be read, and one line and an exit status f
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,28 @@ def split_args(
     return options, rest
 
 
+def long_options(argv: list[str], names: tuple[str, ...], usage: str) -> list[str]:
+    """argv with `--NAME VALUE` and `--NAME=VALUE` for each of `names` written as NAME=VALUE."""
+    result, rest = [], iter(argv)
+    for arg in rest:
+        key, eq, value = arg.partition("=")
+        if key.startswith("--") and key[2:] in names:
+            value = value if eq else next(rest, None)
+            if value is None:
+                raise UsageError(f"{arg}: needs a value\n{usage}")
+            arg = f"{key[2:]}={value}"
+        result.append(arg)
+    return result
+
+
+def choice_option(options: dict[str, str], key: str, choices: tuple[str, ...], usage: str) -> str:
+    """The option `key`, one of `choices`; the first when not given."""
+    value = options.get(key, choices[0])
+    if value not in choices:
+        raise UsageError(f"{key}={value}: needs {', '.join(choices[:-1])} or {choices[-1]}\n{usage}")
+    return value
+
+
 def count_option(options: dict[str, str], key: str, default: int, usage: str) -> int:
     """The positive integer option `key`."""
     value = options.get(key, str(default))
@@ -71,6 +94,34 @@ def read_image(name: str, mode: str) -> torch.Tensor | None:
     except images.ImageError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return None
+
+
+def image_files(names: list[str]) -> tuple[list[str], bool]:
+    """The files named, and for each folder named, the image files in it and its subfolders (by extension: those
+    Pillow opens), sorted; a note on stderr for other files skipped, an error for a folder that cannot be read or
+    holds no image. Returns the files and whether every folder could be read and held images."""
+    suffixes, files, ok = images.extensions(), [], True
+    for name in names:
+        if not os.path.isdir(name):
+            files.append(name)
+            continue
+        found, skipped, unreadable = [], [], []
+        for folder, _, entries in os.walk(name, onerror=unreadable.append):
+            for entry in entries:
+                path = os.path.join(folder, entry)
+                (found if Path(entry).suffix.lower() in suffixes else skipped).append(path)
+        for error in unreadable:
+            print(f"{error.filename}: error: cannot read folder: {error.strerror or error}", file=sys.stderr)
+        if skipped:
+            shown = sorted(os.path.relpath(path, name) for path in skipped)
+            listed = ", ".join(shown[:5]) + (f", ... ({len(shown)} in all)" if len(shown) > 5 else "")
+            what = "a file that is not an image" if len(skipped) == 1 else f"{len(skipped)} files that are not images"
+            print(f"{name}: note: skipped {what}: {listed}", file=sys.stderr)
+        if not found and not unreadable:
+            print(f"{name}: error: no image files in this folder", file=sys.stderr)
+        ok = ok and bool(found) and not unreadable
+        files += sorted(found, key=lambda path: Path(path).parts)
+    return files, ok
 
 
 def run(command: str, function: Callable[[list[str]], int], argv: list[str]) -> int:
