@@ -63,11 +63,12 @@ def choice_option(options: dict[str, str], key: str, choices: tuple[str, ...], u
     return value
 
 
-def count_option(options: dict[str, str], key: str, default: int, usage: str) -> int:
-    """The positive integer option `key`."""
+def count_option(options: dict[str, str], key: str, default: int, usage: str, least: int = 1) -> int:
+    """The whole-number option `key`, at least `least` (1 or 0)."""
     value = options.get(key, str(default))
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(f"{key}={value}: needs a positive whole number\n{usage}")
+    if not (value.isascii() and value.isdigit()) or int(value) < least:
+        needs = "a positive whole number" if least else "a whole number, 0 or more"
+        raise UsageError(f"{key}={value}: needs {needs}\n{usage}")
     return int(value)
 
 
