@@ -329,6 +329,9 @@ def main(argv: list[str]) -> int:
     if problem := _reused_folder(argv):
         print(problem, file=sys.stderr)
         return 1
+    if "--help" in argv or "-h" in argv:  # the specs arch= can name here, then Hydra's own help
+        print(archs.listing())
+        register_archs([f"arch={name}" for name in archs.local()])  # listed in Hydra's arch group too
     sys.argv = ["cnnforge train", *register_archs(argv), *extra]
     train()
     return 0
