@@ -96,12 +96,14 @@ class Trained:
 
 
 def load(path: str | Path, device: torch.device | str = "cpu") -> Trained:
-    """The trained network in the checkpoint at `path` (a `best.pt` or `last.pt` of `cnnforge train`).
+    """The trained network in the checkpoint at `path` (a `best.pt` or `last.pt` of `cnnforge train`), on `device`.
 
-    >>> from cnnforge import load
-    >>> net = load("outputs/2025-01-01/12-00-00-000000_lenet/best.pt")
-    >>> net.predict("six.png", top_k=2)
-    [('6', 0.997), ('5', 0.002)]
+    Example (LeNet-5 after `cnnforge train arch=lenet`, on an 8x8 digit saved as a PNG)::
+
+        from cnnforge import load
+        net = load("outputs/2025-06-01/12-00-00-000000_lenet/best.pt")
+        net.predict("six.png", top_k=2)  # [('6', 0.9965956807136536), ('4', 0.0014827119885012507)]
+        net.probabilities(torch.rand(4, 1, 8, 8)).shape  # torch.Size([4, 10])
 
     Raises CheckpointError, naming the file, when it is not a complete cnnforge checkpoint or its parts (weights,
     classes, input preparation) do not fit the spec stored in it."""
