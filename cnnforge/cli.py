@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -169,16 +170,19 @@ def report(args: argparse.Namespace) -> int:
 
 
 def _hydra_command(name: str, argv: list[str]) -> int:
+    """`cnnforge train` (the Hydra app), or a command that uses a trained network (cnnforge/use/NAME.py)."""
     try:
         if name == "train":
             from .train import app
 
             return app.main(argv)
-        from .train import inference
+        from .use.command import run
+
+        use = importlib.import_module(f".use.{name}", __package__)
     except ImportError as error:
         print(f"cnnforge {name}: needs the train extra (pip install 'cnnforge[train]'): {error}", file=sys.stderr)
         return 2
-    return inference.main(name, argv)
+    return run(name, use.command, argv)
 
 
 def _binding(text: str) -> tuple[str, object]:

@@ -21,9 +21,9 @@ from train_helpers import app_folder, train
 
 from cnnforge.cli import main
 from cnnforge.files import write_new
-from cnnforge.train import grid
 from cnnforge.train.data import load
-from cnnforge.train.explain import METHODS
+from cnnforge.use import grid
+from cnnforge.use.explain import METHODS
 
 needs_grad_cam = pytest.mark.skipif(
     importlib.util.find_spec("pytorch_grad_cam") is None, reason="needs the explain extra (grad-cam)"
@@ -90,7 +90,7 @@ def parse(out: str) -> list[re.Match]:
     return matches  # type: ignore[return-value]
 
 
-def size(path: Path) -> tuple[int, int]:
+def size_of(path: Path) -> tuple[int, int]:
     """An image file's (height, width)."""
     with Image.open(path) as image:
         return image.height, image.width
@@ -101,7 +101,8 @@ def size(path: Path) -> tuple[int, int]:
 
 @needs_grad_cam
 def test_explain_writes_a_heatmap_per_image_at_its_own_size(ckpt, images, tmp_path, capsys) -> None:
-    result = cnnforge(capsys, "explain", f"ckpt={ckpt}", f"out={tmp_path}", "npy=true", "device=cpu", *images)
+    args = (f"ckpt={ckpt}", f"out={tmp_path}", "npy=true", "size=0", "device=cpu")
+    result = cnnforge(capsys, "explain", *args, *images)
     assert result.code == 0, result.err
     for line, image in zip(parse(result.out), images, strict=True):
         assert line["name"] == str(image)
@@ -112,14 +113,34 @@ def test_explain_writes_a_heatmap_per_image_at_its_own_size(ckpt, images, tmp_pa
             f"{image.stem}.gradcam.conv3.npy",
         )
         with Image.open(png) as overlay:
-            assert (overlay.format, overlay.mode, overlay.height, overlay.width) == ("PNG", "RGB", *size(image))
+            assert (overlay.format, overlay.mode, overlay.height, overlay.width) == ("PNG", "RGB", *size_of(image))
         heat = np.load(npy)
-        assert (heat.shape, heat.dtype) == (size(image), np.float32)
+        assert (heat.shape, heat.dtype) == (size_of(image), np.float32)
         assert 0 <= heat.min() and heat.max() <= 1
         assert heat.max() - heat.min() > 0.2, heat  # not constant
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"{image.stem}.gradcam.conv3{suffix}" for image in images for suffix in (".png", ".npy")
     )  # nothing else, no temporary files
+
+
+@needs_grad_cam
+@pytest.mark.parametrize(
+    ("size", "digit", "tall"),
+    [((), (256, 256), (427, 256)), (("size=100",), (100, 100), (167, 100)), (("size=24",), (24, 24), (40, 24))],
+    ids=["default", "size=100", "size=24"],
+)
+def test_explain_enlarges_small_images(size, digit, tall, ckpt, images, tmp_path, capsys) -> None:
+    """An 8x8 digit and a 40x24 one are enlarged bilinearly to `size` pixels (default 256) on their shorter side;
+    an image as large already keeps its size; the .npy stays at the image's own size."""
+    result = cnnforge(capsys, "explain", f"ckpt={ckpt}", f"out={tmp_path}", "--npy", *size, images[0], images[5])
+    assert result.code == 0, result.err
+    for line, expected, own in zip(parse(result.out), (digit, tall), ((8, 8), (40, 24)), strict=True):
+        png, npy = (Path(f) for f in line["files"].split(", "))
+        assert size_of(png) == expected
+        assert np.load(npy).shape == own
+    with Image.open(tmp_path / "digit0.gradcam.conv3.png") as overlay:
+        colours = len(np.unique(np.asarray(overlay).reshape(-1, 3), axis=0))
+    assert colours > 64  # not 8x8 blocks of one colour each: bilinear, not nearest
 
 
 @needs_grad_cam
@@ -149,7 +170,7 @@ def test_every_method_gives_a_heatmap(method: str, ckpt, images, tmp_path, capsy
     assert result.code == 0, result.err
     (line,) = parse(result.out)
     heat = np.load(line["files"].split(", ")[1])
-    assert heat.shape == size(images[5]) and 0 <= heat.min() and heat.max() <= 1
+    assert heat.shape == size_of(images[5]) and 0 <= heat.min() and heat.max() <= 1
 
 
 @needs_grad_cam
@@ -206,7 +227,8 @@ def test_the_heat_lies_on_the_digit(ckpt, tmp_path, capsys) -> None:
         (("class=ten",), "class=ten: not a class name, nor an index below 10; classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"),
         (("class=10",), "class=10: not a class name, nor an index below 10 (did you mean '1'?); classes: 0, 1,"),
         (("npy=yes",), "npy=yes: needs true or false"),
-        (("methd=gradcam",), "unknown option 'methd' (options: ckpt, method, layer, class, out, npy, device)"),
+        (("methd=gradcam",), "unknown option 'methd' (options: ckpt, method, layer, class, out, npy, size, device)"),
+        (("size=-1",), "size=-1: needs a whole number, 0 or more"),
     ],
     ids=str,
 )
@@ -350,6 +372,25 @@ def grid_colour(value: float) -> tuple[float, float, float]:
     return colormaps["viridis"](value)[:3]
 
 
+@pytest.mark.parametrize(
+    ("size", "expected", "scale"), [((), (360, 286), 4), (("size=0",), (108, 118), 1)], ids=["default", "size=0"]
+)
+def test_features_of_an_8x8_digit_are_enlarged(size, expected, scale, ckpt, images, tmp_path, capsys) -> None:
+    """conv0's six 28x28 maps, 3 columns by 2 rows: by default each map scaled 4 times, the least whole factor
+    that makes the image 256 pixels or more on its shorter side (3 gives 276 x 230), each map pixel a block of
+    4 x 4; with size=0 each map at its own size."""
+    result = cnnforge(capsys, "features", f"ckpt={ckpt}", f"out={tmp_path}", "layer=conv0", *size, images[0])
+    assert result.code == 0, result.err
+    path = tmp_path / "digit0.conv0.png"
+    assert size_of(path)[::-1] == expected  # (width, height): 6 + 3 * (28s + 6) by 22 + 2 * (14 + 28s + 6)
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    left, top = 6, 22 + 14  # the first tile's corner
+    tile = pixels[top : top + 28 * scale, left : left + 28 * scale]
+    assert np.array_equal(tile, np.repeat(np.repeat(tile[::scale, ::scale], scale, axis=0), scale, axis=1))
+    assert len({tuple(p) for p in tile[::scale, ::scale].reshape(-1, 3)}) > 20  # a map, not a flat colour
+
+
 def test_features_filters_alone(ckpt, tmp_path, capsys) -> None:
     result = cnnforge(capsys, "features", f"ckpt={ckpt}", f"out={tmp_path}", "filters=true")
     assert result.code == 0, result.err
@@ -357,7 +398,7 @@ def test_features_filters_alone(ckpt, tmp_path, capsys) -> None:
 
 
 def test_filter_tiles_of_colour_and_many_channels(tmp_path: Path) -> None:
-    from cnnforge.train.features import filter_tiles
+    from cnnforge.use.features import filter_tiles
 
     tiles, labels, columns = filter_tiles(torch.randn(4, 3, 5, 5))
     assert (tuple(tiles.shape), labels, columns) == ((4, 5, 5, 3), ["0", "1", "2", "3"], None)
@@ -376,6 +417,7 @@ def test_filter_tiles_of_colour_and_many_channels(tmp_path: Path) -> None:
         (("layer=flatten6", "digit.png"), "layer=flatten6: flatten6 (flatten) gives [400], not a feature map"),
         (("layer=con3", "digit.png"), "layer=con3: no such layer 'con3' in lenet5 (did you mean 'conv3'?)"),
         (("filters=maybe",), "filters=maybe: needs true or false"),
+        (("size=big", "digit.png"), "size=big: needs a whole number, 0 or more"),
         ((), "usage: cnnforge features ckpt=PATH"),
     ],
     ids=str,

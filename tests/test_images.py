@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnforge.train.images import ImageError, read
+from cnnforge.images import ImageError, read
 
 # 8-bit levels spanning 0..255, and the same picture at 16 bits: 0..65535 (v * 257 is v at 16 bits exactly).
 LEVELS = np.arange(256, dtype=np.uint8).reshape(16, 16)

@@ -16,7 +16,7 @@ from train_helpers import Run, app_folder, train, write_spec
 
 from cnnforge.cli import main
 from cnnforge.train.data import load
-from cnnforge.train.inference import load_model
+from cnnforge.use import load as load_trained
 
 DIGITS_VAL = 359
 
@@ -99,9 +99,10 @@ def test_evaluate_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixtu
     [
         ((), ""),
         (("split=val",), ""),
-        (("ckpt=x.pt", "stray"), ""),
         (("ckpt=x.pt", "splitt=train"), "unknown option 'splitt' (options: ckpt, data, split, device, batch_size)"),
-        (("ckpt=x.pt", "split=test"), "split=test: needs val or train"),
+        (("ckpt=x.pt", "split=tests"), "split=tests: needs val, train or test"),
+        (("ckpt=x.pt", "a", "b"), ""),
+        (("ckpt=x.pt", "split=val", "."), ".: a folder is evaluated whole, without data or split options"),
         (("ckpt=x.pt", "batch_size=0"), "batch_size=0: needs a positive whole number"),
         (("ckpt=x.pt", "batch_size=many"), "batch_size=many: needs a positive whole number"),
         (("ckpt=x.pt", "device=gpu"), "device=gpu: not a device (auto, cpu, cuda, cuda:N or mps)"),
@@ -114,7 +115,7 @@ def test_evaluate_usage(args: tuple[str, ...], problem: str, capsys: pytest.Capt
     assert result.code == 2
     first, *rest = result.err.splitlines()
     assert first.startswith(f"cnnforge evaluate: {problem or 'usage: cnnforge evaluate ckpt=PATH'}")
-    assert (rest[-1] if rest else first).endswith("[batch_size=N]")  # the usage line
+    assert (rest[-1] if rest else first).endswith("[batch_size=N] [FOLDER]")  # the usage line
     assert result.out == ""
 
 
@@ -126,7 +127,8 @@ def digit_images(trained: Run, tmp_path_factory: pytest.TempPathFactory) -> list
     """Five validation digits as 8-bit PNGs (digits' 0..16 scaled to 0..255), with the model's class
     probabilities for the original samples."""
     folder = tmp_path_factory.mktemp("images")
-    model, prepare, _ = load_model(trained.folder / "last.pt")
+    net = load_trained(trained.folder / "last.pt")
+    model, prepare = net.model, net.prepare
     data = load(OmegaConf.create({"name": "digits", "val_fraction": 0.2}), (1, 8, 8))
     x, _ = next(data.val.batches(5))
     with torch.no_grad():
@@ -234,10 +236,12 @@ def test_predict_missing_checkpoint(digit_images, tmp_path: Path, capsys: pytest
         ((), ""),
         (("ckpt=x.pt",), ""),
         (("top_k=2", "a.png"), ""),
-        (("ckpt=x.pt", "topk=2", "a.png"), "unknown option 'topk' (options: ckpt, top_k, device)"),
+        (("ckpt=x.pt", "topk=2", "a.png"), "unknown option 'topk' (options: ckpt, top_k, format, device)"),
         (("ckpt=x.pt", "top_k=0", "a.png"), "top_k=0: needs a positive whole number"),
         (("ckpt=x.pt", "top_k=-1", "a.png"), "top_k=-1: needs a positive whole number"),
         (("ckpt=x.pt", "device=gpu", "a.png"), "device=gpu: not a device"),
+        (("ckpt=x.pt", "format=xml", "a.png"), "format=xml: needs text, json or csv"),
+        (("ckpt=x.pt", "a.png", "--format"), "--format: needs a value"),
     ],
     ids=str,
 )
@@ -246,7 +250,79 @@ def test_predict_usage(args: tuple[str, ...], problem: str, capsys: pytest.Captu
     assert result.code == 2
     first, *rest = result.err.splitlines()
     assert first.startswith(f"cnnforge predict: {problem or 'usage: cnnforge predict ckpt=PATH'}")
-    assert (rest[-1] if rest else first).endswith("IMAGE...")
+    assert (rest[-1] if rest else first).endswith("IMAGE_OR_FOLDER...")
+
+
+@pytest.fixture(scope="module")
+def image_tree(digit_images, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """A folder of the digit images, two of them in nested subfolders, with files that are not images; and the
+    image paths in sorted order."""
+    root = tmp_path_factory.mktemp("tree")
+    where = ["b.png", "a/z.png", "a/b/c.png", "c.png", "d.PNG"]
+    for (path, _), name in zip(digit_images, where, strict=True):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(path.read_bytes())
+    (root / "notes.txt").write_text("not an image")
+    (root / "a" / "labels.csv").write_text("file,label\n")
+    return root, [root / name for name in ["a/b/c.png", "a/z.png", "b.png", "c.png", "d.PNG"]]
+
+
+def test_predict_a_folder_finds_its_images_in_order(trained: Run, image_tree, capsys) -> None:
+    root, expected = image_tree
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", str(root))
+    assert result.code == 0, result.err
+    assert [parse_predictions(line)[0] for line in result.out.splitlines()] == [str(p) for p in expected]
+    assert result.err == f"{root}: note: skipped 2 files that are not images: a/labels.csv, notes.txt\n"
+
+
+@pytest.mark.parametrize("how", [("format=json",), ("--format", "json"), ("--format=json",)], ids=" ".join)
+def test_predict_json_is_a_list_of_objects(trained: Run, digit_images, image_tree, how, capsys) -> None:
+    import json
+
+    root, found = image_tree
+    single = str(digit_images[0][0])
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", *how, "top_k=2", single, str(root))
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert [row["file"] for row in rows] == [single, *map(str, found)]
+    text = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", "top_k=2", single, str(root)).out
+    for row, line in zip(rows, text.splitlines(), strict=True):
+        assert list(row) == ["file", "top"] and [list(top) for top in row["top"]] == [["class", "probability"]] * 2
+        name, top = parse_predictions(line)
+        assert row["file"] == name
+        assert [(t["class"], round(t["probability"], 3)) for t in row["top"]] == top  # as the text said
+    # the original sample's class and probability
+    (_, expected), first = digit_images[0], rows[0]["top"][0]
+    assert first["class"] == str(int(expected.argmax()))
+    assert first["probability"] == pytest.approx(float(expected.max()), abs=0.02)
+
+
+def test_predict_csv_has_a_column_pair_per_class(trained: Run, digit_images, image_tree, tmp_path, capsys) -> None:
+    import csv
+
+    root, found = image_tree
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    args = (f"ckpt={trained.folder / 'last.pt'}", "top_k=3", str(bad), str(root))
+    result = cnnforge(capsys, "predict", *args, "--format", "csv")
+    assert result.code == 1  # as for text: the unreadable image on stderr, the others predicted
+    note, error = result.err.splitlines()  # folders are searched first, then the images read
+    assert note.startswith(f"{root}: note: skipped 2 files") and error.startswith(f"{bad}: error: cannot read image")
+    header, *rows = list(csv.reader(result.out.splitlines()))
+    assert header == ["file", "class1", "prob1", "class2", "prob2", "class3", "prob3"]
+    assert [row[0] for row in rows] == [str(p) for p in found]
+    text = cnnforge(capsys, "predict", *args).out.splitlines()
+    for row, line in zip(rows, text, strict=True):
+        assert [(row[i], round(float(row[i + 1]), 3)) for i in (1, 3, 5)] == parse_predictions(line)[1]
+
+
+def test_predict_an_empty_folder_is_an_error(trained: Run, digit_images, tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    good = str(digit_images[0][0])
+    result = cnnforge(capsys, "predict", f"ckpt={trained.folder / 'last.pt'}", str(tmp_path / "empty"), good)
+    assert result.code == 1
+    assert [parse_predictions(line)[0] for line in result.out.splitlines()] == [good]
+    assert result.err == f"{tmp_path / 'empty'}: error: no image files in this folder\n"
 
 
 # -- checkpoints that load but do not hold a usable model -----------------------------------------------------
@@ -338,3 +414,47 @@ def test_a_checkpoint_holding_code_is_refused_without_advice_to_run_it(tmp_path:
         f"cnnforge predict: error: {path}: refused: the file holds Python code (a pickled object, print), "
         "which cnnforge never runs; only tensors and plain values are read\n"
     )
+
+
+# -- the Python API ------------------------------------------------------------------------------------------------
+
+
+def test_load_gives_the_model_its_spec_and_classes(trained: Run) -> None:
+    from cnnforge import load
+
+    net = load(trained.folder / "last.pt")
+    assert load is load_trained
+    assert net.classes == [str(d) for d in range(10)]
+    assert net.compiled.spec.name == "tiny" and net.compiled.output == (10,)
+    assert [name for name, _ in net.model.named_children()] == [layer.name for layer in net.compiled.layers]
+    assert not net.model.training
+    weights = torch.load(trained.folder / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(net.model.state_dict()[k], v) for k, v in weights.items())
+
+
+def test_predict_from_python_takes_a_path_a_pil_image_or_pixels(trained: Run, digit_images) -> None:
+    net = load_trained(trained.folder / "last.pt")
+    path, expected = digit_images[2]
+    with Image.open(path) as image:
+        pixels = torch.from_numpy(np.asarray(image).copy())[None]  # uint8 [1, 8, 8]
+        answers = [net.predict(path, top_k=2), net.predict(str(path), 2), net.predict(image, 2), net.predict(pixels, 2)]
+    assert answers[1:] == answers[:-1]
+    (first, p1), (second, p2) = answers[0]
+    top = expected.topk(2)
+    assert [first, second] == [str(int(i)) for i in top.indices]  # the original sample's answer
+    assert p1 == pytest.approx(float(top.values[0]), abs=0.02) and p1 >= p2
+    # pixels as floats in [0, 1], and a batch, give the same probabilities
+    single = net.probabilities(pixels)
+    assert single.shape == (10,) and float(single.sum()) == pytest.approx(1, abs=1e-5)
+    assert torch.allclose(net.probabilities(pixels.float() / 255), single, atol=1e-6)
+    batch = torch.stack([pixels, pixels.flip(-1)])  # [2, 1, 8, 8]
+    assert net.probabilities(batch).shape == (2, 10)
+    assert torch.allclose(net.probabilities(batch)[0], single, atol=1e-6)
+
+
+def test_python_predict_says_what_it_takes(trained: Run) -> None:
+    net = load_trained(trained.folder / "last.pt")
+    with pytest.raises(ValueError, match=r"expected pixels \[C, H, W\] or \[N, C, H, W\], found a tensor \[8, 8\]"):
+        net.predict(torch.zeros(8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="predict takes one image; probabilities takes a batch"):
+        net.predict(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))

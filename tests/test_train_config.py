@@ -196,3 +196,25 @@ def test_unknown_arch_exits_1_with_a_message(work: Path) -> None:
     assert "arch=nosuchnet: no ./architectures/nosuchnet.yaml here and no shipped spec" in run.output
     assert "Traceback" not in run.output
     assert run.folders == []  # a run refused before it starts leaves no folder
+
+
+def test_train_help_lists_the_specs_in_architectures(tmp_path: Path) -> None:
+    (tmp_path / "architectures").mkdir()
+    write_spec(tmp_path / "architectures", "mynet")
+    write_spec(tmp_path / "architectures", "lenet")  # a local spec by a shipped one's name: arch=lenet takes it
+    (tmp_path / "architectures" / "notes.txt").write_text("not a spec")
+    result = cnnforge("train", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:4] == [
+        "== Specs (arch=NAME) ==",
+        "shipped: alexnet, alexnet2012, lenet",
+        "in ./architectures/: lenet (before the shipped lenet), mynet",
+        "or a path: arch=path/to/spec.yaml",
+    ]
+    assert "arch: alexnet, alexnet2012, lenet, mynet" in lines  # Hydra's own listing of the arch group
+    assert "== Config ==" in lines and "Use --hydra-help to view Hydra specific help" in lines  # its help, kept
+    assert not (tmp_path / "outputs").exists()
+    bare = cnnforge("train", "--help", cwd=tmp_path / "architectures")  # a folder without ./architectures/
+    assert "in ./architectures/: none (put NAME.yaml there to train it with arch=NAME)" in bare.stdout.splitlines()
+    assert "arch: alexnet, alexnet2012, lenet" in bare.stdout.splitlines()

@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 
 from ..compiler import Compiled
 from ..train.data import DataError, load
-from ..train.inference import compiled_spec, load_model
 from ..train.loop import evaluate, pick_device
+from ..use import load as load_trained
 
 BATCH = 256
 
@@ -33,8 +33,8 @@ class Evaluation:
 def run(path: Path) -> Evaluation:
     """Load the checkpoint at `path` and evaluate it on the data it was trained on, on the best device there is.
     Raises CheckpointError or DataError, with a message for the page."""
-    model, prepare, state = load_model(path)
-    compiled = compiled_spec(state)
+    trained = load_trained(path)
+    model, prepare, state, compiled = trained.model, trained.prepare, trained.state, trained.compiled
     data = load(OmegaConf.create(state["config"]["data"]), tuple(prepare.target))
     if data.classes != state["data"]["classes"]:
         raise DataError(f"{data.name} now has classes {data.classes}, the run had {state['data']['classes']}")

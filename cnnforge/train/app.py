@@ -361,6 +361,9 @@ def main(argv: list[str]) -> int:
     if problem := _reused_folder(argv):
         print(problem, file=sys.stderr)
         return 1
+    if "--help" in argv or "-h" in argv:  # the specs arch= can name here, then Hydra's own help
+        print(archs.listing())
+        register_archs([f"arch={name}" for name in archs.local()])  # listed in Hydra's arch group too
     sweeping = "-m" in argv or "--multirun" in argv
     sys.argv = ["cnnforge train", *register_archs(argv), *extra, *(sweep.exclude_unswept(argv) if sweeping else [])]
     train()

@@ -18,6 +18,26 @@ def shipped() -> dict[str, Path]:
     return {path.stem: path for path in sorted(SHIPPED.glob("*.yaml"))}
 
 
+def local(cwd: Path | None = None) -> dict[str, Path]:
+    """The specs in ./architectures/ (of `cwd`), by name: what `arch=NAME` takes before a shipped spec."""
+    folder = (cwd or Path.cwd()) / "architectures"
+    found = sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return {path.stem: path for path in reversed(found)}  # NAME.yaml before NAME.yml, as `resolve` takes them
+
+
+def listing(cwd: Path | None = None) -> str:
+    """Which specs `arch=` can name here, in a few lines for `cnnforge train --help`."""
+    here, built_in = local(cwd), shipped()
+    lines = ["== Specs (arch=NAME) ==", f"shipped: {', '.join(built_in)}"]
+    if here:
+        names = [f"{name} (before the shipped {name})" if name in built_in else name for name in sorted(here)]
+        lines.append(f"in ./architectures/: {', '.join(names)}")
+    else:
+        lines.append("in ./architectures/: none (put NAME.yaml there to train it with arch=NAME)")
+    lines.append("or a path: arch=path/to/spec.yaml")
+    return "\n".join(lines) + "\n"
+
+
 def looks_like_path(value: str) -> bool:
     return value.endswith((".yaml", ".yml")) or "/" in value or "\\" in value
 

@@ -18,8 +18,8 @@ from omegaconf.errors import MissingMandatoryValue
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from . import images
-from .data import Data, DataError, TensorSplit, loader, shards, stratified_split
+from .. import images
+from .data import Data, DataError, Split, TensorSplit, loader, shards, stratified_split
 
 GIB = 2**30
 # What torchvision raises on a file it cannot read: bad idx headers assert, bad pickles and archives raise
@@ -42,7 +42,8 @@ def _torchvision(name: str) -> ModuleType:
     return torchvision
 
 
-def _root(config: Any) -> Path:
+def data_root(config: Any) -> Path:
+    """Where the data config says its files are: data.root, which must be set."""
     try:
         root = config.root
     except MissingMandatoryValue:
@@ -74,7 +75,7 @@ def _idx(config: Any, name: str, kind_name: str, title: str, classes: list[str] 
     """An MNIST-like data set: the training files as the train split, the test (t10k) files as validation."""
     tv = _torchvision(name)
     kind = getattr(tv.datasets, kind_name)
-    root = _root(config)
+    root = data_root(config)
     raw = root / kind.__name__ / "raw"  # torchvision reads <root>/<class name>/raw/
     archives = [file for file, _ in kind.resources]  # train-images-idx3-ubyte.gz, ...
     put = f"put {', '.join(archives)} there (gzipped or not), {NETWORK}"
@@ -125,7 +126,7 @@ def cifar10(config: Any, spec_input: tuple[int, int, int]) -> Data:
     """CIFAR-10 from <root>/cifar-10-batches-py/: 50,000 training and 10,000 test images, 32x32 colour."""
     tv = _torchvision("cifar10")
     kind = tv.datasets.CIFAR10
-    root = _root(config)
+    root = data_root(config)
     folder = root / kind.base_folder
     files = [file for file, _ in kind.train_list + kind.test_list] + [kind.meta["filename"]]
     if not config.download:
@@ -249,30 +250,56 @@ def _folders(
     return whole.classes, held_out, Subset(whole, train_index.tolist()), Subset(whole, val_index.tolist())
 
 
+def _reading(spec_input: tuple[int, int, int]) -> tuple[tuple[int, int, int], str, Any]:
+    """The shape [C, H, W] images of a folder are served at for a spec taking `spec_input`, their PIL mode, and the
+    transform that makes them so: the spec's grayscale or colour (Prepare reports other counts), at its size."""
+    transforms = _torchvision("imagefolder").transforms
+    channels = 1 if spec_input[0] == 1 else 3
+    shape = (channels, spec_input[1], spec_input[2])
+    return (
+        shape,
+        "L" if channels == 1 else "RGB",
+        transforms.Compose([transforms.Resize(shape[1:]), transforms.PILToTensor()]),
+    )
+
+
+def _held(datasets: list[Any], shape: tuple[int, int, int], config: Any) -> tuple[list[Any], str]:
+    """The datasets decoded into memory when they fit in data.memory_gb, else read from disk batch by batch; and
+    which, in words."""
+    workers = getattr(config, "num_workers", 0)
+    limit = getattr(config, "memory_gb", 2)
+    size = sum(len(dataset) for dataset in datasets) * math.prod(shape)  # bytes as uint8 at the spec's size
+    if size <= limit * GIB:
+        return [_decode(dataset, workers) for dataset in datasets], f"held in memory ({size / 2**20:.3g} MiB)"
+    kept = (
+        f"read from disk every epoch by {workers} loader processes (trainer.num_workers): {size / GIB:.3g} GiB "
+        f"at the spec's size is over data.memory_gb={limit}"
+    )
+    return [FolderSplit(dataset, shape, workers) for dataset in datasets], kept
+
+
 @loader("imagefolder")
 def imagefolder(config: Any, spec_input: tuple[int, int, int]) -> Data:
     """Images in <root>/<class>/ (or <root>/train/<class>/ and <root>/val/<class>/), resized to the spec's input."""
     tv = _torchvision("imagefolder")
-    transforms = tv.transforms
-    root = _root(config)
+    root = data_root(config)
     if not root.is_dir():
         raise DataError(f"{root}/: no such folder; make one folder of images per class in it")
-    channels = 1 if spec_input[0] == 1 else 3  # the spec's grayscale or colour; Prepare reports other counts
-    shape = (channels, spec_input[1], spec_input[2])
-    transform = transforms.Compose([transforms.Resize(shape[1:]), transforms.PILToTensor()])
-    classes, how, train, val = _folders(tv, root, transform, "L" if channels == 1 else "RGB", config.val_fraction)
-    workers = getattr(config, "num_workers", 0)
-    limit = getattr(config, "memory_gb", 2)
-    size = (len(train) + len(val)) * math.prod(shape)  # bytes as uint8 at the spec's size
-    if size <= limit * GIB:
-        splits = [_decode(dataset, workers) for dataset in (train, val)]
-        kept = f"held in memory ({size / 2**20:.3g} MiB)"
-    else:
-        splits = [FolderSplit(dataset, shape, workers) for dataset in (train, val)]
-        kept = (
-            f"read from disk every epoch by {workers} loader processes (trainer.num_workers): {size / GIB:.3g} GiB "
-            f"at the spec's size is over data.memory_gb={limit}"
-        )
-    mode = f"{'grayscale' if channels == 1 else 'RGB'}, resized to {shape[1]}x{shape[2]}"
-    note = f"imagefolder: {len(classes)} classes in {root}/ ({how}); images {mode}, {kept}"
+    shape, mode, transform = _reading(spec_input)
+    classes, how, train, val = _folders(tv, root, transform, mode, config.val_fraction)
+    splits, kept = _held([train, val], shape, config)
+    described = f"{'grayscale' if shape[0] == 1 else 'RGB'}, resized to {shape[1]}x{shape[2]}"
+    note = f"imagefolder: {len(classes)} classes in {root}/ ({how}); images {described}, {kept}"
     return Data("imagefolder", list(classes), *splits, scale=255.0, notes=[note])
+
+
+def labelled_folder(root: Path, spec_input: tuple[int, int, int], config: Any = None) -> tuple[list[str], Split]:
+    """Every image in <root>/<class>/, served as imagefolder serves its splits (a test set, say): the class names
+    and the images with their labels. `config` may give num_workers and memory_gb, as a data config does."""
+    tv = _torchvision("imagefolder")
+    if not root.is_dir():
+        raise DataError(f"{root}/: no such folder; it should hold one folder of images per class")
+    shape, mode, transform = _reading(spec_input)
+    dataset = _folder(tv, root, transform, mode)
+    (split,), _ = _held([dataset], shape, config)
+    return list(dataset.classes), split

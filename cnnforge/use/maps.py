@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..compiler import Compiled, CompiledLayer
 from ..layers import show
 from ..layers.registry import suggest
-from .inference import UsageError
+from .command import UsageError
 
 
 def map_layers(compiled: Compiled) -> list[CompiledLayer]:

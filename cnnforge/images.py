@@ -42,6 +42,16 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     return image
 
 
+def extensions() -> frozenset[str]:
+    """The file name extensions (".png", ".jpg", ...) of the formats Pillow can open, in lower case."""
+    return frozenset(ext for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN)
+
+
+def converted(image: Image.Image, mode: str) -> Image.Image:
+    """`image` in mode "L" or "RGB", 8 bits a channel, as `read` makes a file's image."""
+    return _eight_bit(image).convert(mode)
+
+
 def read(path: str | Path, mode: str) -> Image.Image:
     """The image file at `path` in mode "L" or "RGB", 8 bits a channel. Raises ImageError on a file that
     cannot be read, and on one of over Image.MAX_IMAGE_PIXELS pixels (89,478,485 by default), which Pillow
@@ -50,7 +60,7 @@ def read(path: str | Path, mode: str) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                return _eight_bit(image).convert(mode)
+                return converted(image, mode)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(f"refused: {error}") from None
     except ImageError:

@@ -10,12 +10,13 @@ import torch
 from ..files import Writer, write_new
 from ..layers import show
 from . import grid
-from .inference import UsageError, compiled_spec, device_option, flag_option, load_model, read_image, split_args
+from .command import UsageError, count_option, device_option, flag_option, read_image, split_args
 from .maps import feature_layer, first_conv
+from .model import load
 
 USAGE = (
-    "usage: cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=features] [device=auto|cpu|cuda|mps] "
-    "[IMAGE...]"
+    "usage: cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=features] [size=256] "
+    "[device=auto|cpu|cuda|mps] [IMAGE...]"
 )
 HELP = f"""{USAGE}
 
@@ -23,7 +24,9 @@ For each image, writes the activation maps of one layer, a tile per channel, eac
 OUT/STEM.LAYER.png (a new name, STEM.LAYER-2.png and so on, when that exists).
   layer=        a layer giving a feature map [C, H, W] (default: the last conv layer)
   filters=true  also write the first conv layer's filters as OUT/SPEC.LAYER.filters.png (--filters, too)
-  out=          the output folder (default: features, in the current folder)"""
+  out=          the output folder (default: features, in the current folder)
+  size=         enlarge the tiles (nearest, by a whole factor) until the image is at least this many pixels on
+                its shorter side (default 256); size=0: each tile at the layer's own resolution"""
 
 
 def filter_tiles(weight: torch.Tensor) -> tuple[torch.Tensor, list[str], int | None]:
@@ -40,50 +43,50 @@ def filter_tiles(weight: torch.Tensor) -> tuple[torch.Tensor, list[str], int | N
 
 
 def _drawn(
-    tiles: torch.Tensor, labels: list[str], title: str, columns: int | None = None, cmap: str = "viridis"
+    tiles: torch.Tensor, labels: list[str], title: str, size: int, columns: int | None = None, cmap: str = "viridis"
 ) -> Writer:
-    """Writes the tiles, each stretched to its own range, as a labelled grid."""
+    """Writes the tiles, each stretched to its own range, as a labelled grid (see grid.layout for `size`)."""
     array = grid.normalised(tiles.detach().cpu().float().numpy())
-    return lambda file: grid.draw(file, array, labels, title, columns, cmap)
+    return lambda file: grid.draw(file, array, labels, title, columns, cmap, size)
 
 
-def features_command(argv: list[str]) -> int:
+def command(argv: list[str]) -> int:
     """cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=DIR] [device=auto] [IMAGE...]"""
     if "--help" in argv or "-h" in argv:
         print(HELP)
         return 0
-    options, images = split_args(argv, ("ckpt", "layer", "filters", "out", "device"), USAGE, flags=("filters",))
+    known = ("ckpt", "layer", "filters", "out", "size", "device")
+    options, images = split_args(argv, known, USAGE, flags=("filters",))
     filters = flag_option(options, "filters", USAGE)
+    size = count_option(options, "size", grid.SIZE, USAGE, least=0)
     if "ckpt" not in options or not (images or filters):
         raise UsageError(USAGE)
     device = device_option(options, USAGE)
     out = Path(options.get("out", "features"))
-    model, prepare, state = load_model(options["ckpt"])
-    compiled = compiled_spec(state)
+    trained = load(options["ckpt"], device)
+    model, compiled = trained.model, trained.compiled
     layer = feature_layer(compiled, options.get("layer"))
     out.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^\w.-]+", "_", state["spec"]["name"])  # a file name, whatever the spec's name
+    name = re.sub(r"[^\w.-]+", "_", trained.name)  # a file name, whatever the spec's name
     if filters:
         conv = first_conv(compiled)
         weight = model.get_submodule(conv.name).weight  # [C_o, C_i / groups, K_h, K_w]
         tiles, labels, columns = filter_tiles(weight)
         title = f"{name} {conv.name}: filters {show(weight.shape)}"
-        drawn = _drawn(tiles, labels, title, columns, "gray")  # colour filters are drawn as RGB
+        drawn = _drawn(tiles, labels, title, size, columns, "gray")  # colour filters are drawn as RGB
         (path,) = write_new(out, f"{name}.{conv.name}.filters", {".png": drawn})
         print(f"filters of {conv.name} {show(weight.shape)} -> {path}")
-    model = model.to(device)
     upto = model[: layer.index + 1]
-    mode = "L" if prepare.source[0] == 1 else "RGB"
     status = 0
     for image in images:
-        x = read_image(image, mode)
+        x = read_image(image, trained.mode)
         if x is None:
             status = 1
             continue
         with torch.no_grad():
-            maps = upto(prepare.for_source(tuple(x.shape[1:]), 255.0)(x.to(device)))[0]  # [C, H, W]
+            maps = upto(trained.inputs(x))[0]  # [C, H, W]
         title = f"{layer.name} {show(maps.shape)} of {Path(image).name}"
         labels = [str(c) for c in range(len(maps))]
-        (path,) = write_new(out, f"{Path(image).stem}.{layer.name}", {".png": _drawn(maps, labels, title)})
+        (path,) = write_new(out, f"{Path(image).stem}.{layer.name}", {".png": _drawn(maps, labels, title, size)})
         print(f"{image}: {layer.name} {show(maps.shape)} -> {path}")
     return status

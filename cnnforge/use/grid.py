@@ -12,6 +12,7 @@ PAD = 6  # pixels around and between tiles
 LABEL = 14  # pixels above each tile for its label
 TITLE = 22  # pixels above the grid for its title
 TILE = 64  # tiles are scaled up by a whole factor to at least this many pixels
+SIZE = 256  # by default, images written for people are enlarged to at least this many pixels on the shorter side
 DPI = 100
 
 
@@ -40,11 +41,18 @@ class Grid:
         return PAD + column * (w + PAD), TITLE + row * (LABEL + h + PAD) + LABEL, w, h
 
 
-def layout(count: int, shape: tuple[int, int], columns: int | None = None) -> Grid:
+def layout(count: int, shape: tuple[int, int], columns: int | None = None, size: int = SIZE) -> Grid:
     """A near-square grid (or one of `columns` columns) for `count` images of `shape` = (height, width), each
-    scaled up by the least whole factor that makes it TILE pixels on its longer side."""
-    scale = max(1, math.ceil(TILE / max(shape)))
-    return Grid(count, columns or math.ceil(math.sqrt(count)), (shape[0] * scale, shape[1] * scale))
+    scaled up by the least whole factor that makes it TILE pixels on its longer side and the whole grid `size`
+    pixels on its shorter side; with `size` 0, each image at its own size."""
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    scale = 1
+    if size:
+        wide = math.ceil((size - PAD - columns * PAD) / (columns * shape[1]))  # Grid.size's width >= size
+        tall = math.ceil((size - TITLE - rows * (LABEL + PAD)) / (rows * shape[0]))  # and its height
+        scale = max(1, math.ceil(TILE / max(shape)), wide, tall)
+    return Grid(count, columns, (shape[0] * scale, shape[1] * scale))
 
 
 def normalised(tiles: np.ndarray) -> np.ndarray:
@@ -61,12 +69,13 @@ def draw(
     title: str,
     columns: int | None = None,
     cmap: str = "viridis",
+    size: int = SIZE,
 ) -> Grid:
     """Write `tiles` [N, h, w] (drawn with `cmap`) or [N, h, w, 3] (RGB), values in [0, 1], to `file` as a PNG
-    grid with each tile's label above it and `title` on top."""
+    grid with each tile's label above it and `title` on top, laid out as `layout` says."""
     from matplotlib.figure import Figure
 
-    grid = layout(len(tiles), tiles.shape[1:3], columns)
+    grid = layout(len(tiles), tiles.shape[1:3], columns, size)
     width, height = grid.size
     figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
     figure.text(0.5, 1 - 4 / height, title, ha="center", va="top", fontsize=9)

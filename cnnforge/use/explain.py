@@ -14,8 +14,10 @@ import torch.nn.functional as F
 
 from ..files import Writer, write_new
 from ..layers.registry import suggest
-from .inference import UsageError, compiled_spec, device_option, flag_option, load_model, read_image, split_args
+from .command import UsageError, count_option, device_option, flag_option, read_image, split_args
+from .grid import SIZE
 from .maps import feature_layer
+from .model import load
 
 # The method names pytorch-grad-cam's own examples use, and its class for each.
 METHODS = {
@@ -37,7 +39,7 @@ CLASS_FREE = ("eigencam", "kpcacam", "fem")  # the same map whatever the class
 
 USAGE = (
     "usage: cnnforge explain ckpt=PATH [method=gradcam] [layer=NAME] [class=NAME_OR_INDEX] [out=explain] "
-    "[npy=true] [device=auto|cpu|cuda|mps] IMAGE..."
+    "[npy=true] [size=256] [device=auto|cpu|cuda|mps] IMAGE..."
 )
 METHOD_HELP = textwrap.fill(
     f"{', '.join(METHODS)} (default gradcam; {', '.join(CLASS_FREE)} give the same map for every class)",
@@ -47,14 +49,16 @@ METHOD_HELP = textwrap.fill(
 )
 HELP = f"""{USAGE}
 
-Writes, for each image, a class-activation heatmap over the image at its own size, as OUT/STEM.METHOD.LAYER.png
-(a new name, STEM.METHOD.LAYER-2.png and so on, when that exists), and prints the predicted class and its
-probability.
+Writes, for each image, a class-activation heatmap over the image, as OUT/STEM.METHOD.LAYER.png (a new name,
+STEM.METHOD.LAYER-2.png and so on, when that exists), and prints the predicted class and its probability.
 {METHOD_HELP}
   layer=    a layer giving a feature map [C, H, W] (default: the last conv layer)
   class=    the class to explain, by name or index (default: the predicted one); files STEM.METHOD.LAYER.classN
   out=      the output folder (default: explain, in the current folder)
-  npy=true  also write the heatmap itself, values in [0, 1], as STEM.METHOD.LAYER.npy (float32 [H, W])
+  npy=true  also write the heatmap itself, values in [0, 1], as STEM.METHOD.LAYER.npy (float32 [H, W], the
+            image's own size)
+  size=     enlarge smaller images (bilinear) to this many pixels on their shorter side (default 256); size=0:
+            the image's own size
 Needs the explain extra: pip install 'cnnforge[explain]'."""
 
 
@@ -96,20 +100,36 @@ def resize(heat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(heat[None, None], size=size, mode="bilinear", align_corners=False, antialias=smaller)[0, 0]
 
 
-def heatmap(cam: Any, x: torch.Tensor, target: int, size: tuple[int, int]) -> np.ndarray:
-    """The map of class `target` that `cam` computes for the prepared input x [1, C, H, W], as float32 [h, w]
-    at `size`, values in [0, 1]."""
+def heatmap(cam: Any, x: torch.Tensor, target: int) -> torch.Tensor:
+    """The map [H, W] of class `target` that `cam` computes for the prepared input x [1, C, H, W]."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    heat = torch.from_numpy(cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0])  # [H, W]
+    return torch.from_numpy(cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0])
+
+
+def fitted(heat: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """A heatmap [H, W] as float32 [h, w] at `size`, values in [0, 1]."""
     return resize(heat, size).clamp(0, 1).numpy()
 
 
-def overlay(rgb: torch.Tensor, heat: np.ndarray) -> np.ndarray:
-    """uint8 [h, w, 3]: the image rgb [1, 3, h, w] (uint8) half covered by the heatmap in the jet colour map."""
+def enlarged(size: tuple[int, int], shorter: int) -> tuple[int, int]:
+    """An image's (height, width) `size` scaled up to `shorter` pixels on its shorter side; as it is when that
+    side is as long already, or `shorter` is 0."""
+    if not shorter or min(size) >= shorter:
+        return size
+    height, width = (max(shorter, round(side * shorter / min(size))) for side in size)
+    return height, width
+
+
+def overlay(rgb: torch.Tensor, heat: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [h, w, 3] at `size`: the image rgb [1, 3, h0, w0] (uint8) and the heatmap [H, W], both resized
+    bilinearly, the image half covered by the heatmap in the jet colour map."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    return show_cam_on_image(rgb[0].permute(1, 2, 0).numpy().astype(np.float32) / 255, heat, use_rgb=True)
+    image = rgb.float()
+    if tuple(image.shape[2:]) != size:
+        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp(0, 255)  # rounding
+    return show_cam_on_image(image[0].permute(1, 2, 0).numpy() / 255, fitted(heat, size), use_rgb=True)
 
 
 def _png(image: np.ndarray) -> Writer:
@@ -122,28 +142,28 @@ def _npy(array: np.ndarray) -> Writer:
     return lambda file: np.save(file, array)
 
 
-def explain_command(argv: list[str]) -> int:
+def command(argv: list[str]) -> int:
     """cnnforge explain ckpt=PATH [method=gradcam] [layer=NAME] [class=C] [out=DIR] [npy=true] IMAGE..."""
     if "--help" in argv or "-h" in argv:
         print(HELP)
         return 0
-    known = ("ckpt", "method", "layer", "class", "out", "npy", "device")
+    known = ("ckpt", "method", "layer", "class", "out", "npy", "size", "device")
     options, images = split_args(argv, known, USAGE, flags=("npy",))
     if "ckpt" not in options or not images:
         raise UsageError(USAGE)
     method = method_name(options.get("method", "gradcam"))
     npy = flag_option(options, "npy", USAGE)
+    size = count_option(options, "size", SIZE, USAGE, least=0)
     device = device_option(options, USAGE)
     out = Path(options.get("out", "explain"))
     cams = grad_cam()
-    model, prepare, state = load_model(options["ckpt"])
-    layer = feature_layer(compiled_spec(state), options.get("layer"))
-    classes = state["data"]["classes"]
+    trained = load(options["ckpt"], device)
+    model, classes = trained.model, trained.classes
+    layer = feature_layer(trained.compiled, options.get("layer"))
     chosen = class_index(options["class"], classes) if "class" in options else None
-    model = model.to(device)
     out.mkdir(parents=True, exist_ok=True)
     cam = getattr(cams, METHODS[method])(model=model, target_layers=[model.get_submodule(layer.name)])
-    mode = "L" if prepare.source[0] == 1 else "RGB"
+    mode = trained.mode
     status = 0
     try:
         for name in images:
@@ -152,12 +172,15 @@ def explain_command(argv: list[str]) -> int:
             if x is None or rgb is None:
                 status = 1
                 continue
-            prepared = prepare.for_source(tuple(x.shape[1:]), 255.0)(x.to(device))  # [1, C, H, W], the spec's
+            prepared = trained.inputs(x)  # [1, C, H, W], the spec's
             with torch.no_grad():
                 p = model(prepared).softmax(dim=1)[0].cpu()
             target = int(p.argmax()) if chosen is None else chosen
-            heat = heatmap(cam, prepared, target, tuple(x.shape[2:]))  # [h, w], the image's own size
-            writers = {".png": _png(overlay(rgb, heat))} | ({".npy": _npy(heat)} if npy else {})
+            heat = heatmap(cam, prepared, target)  # [H, W], the spec's input size
+            own = (x.shape[2], x.shape[3])
+            writers = {".png": _png(overlay(rgb, heat, enlarged(own, size)))}
+            if npy:
+                writers[".npy"] = _npy(fitted(heat, own))  # [h, w], the image's own size
             stem = f"{Path(name).stem}.{method}.{layer.name}" + ("" if chosen is None else f".class{chosen}")
             files = write_new(out, stem, writers)
             which = "" if chosen is None else f", heatmap for {classes[chosen]} ({p[chosen]:.3f})"
