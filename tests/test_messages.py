@@ -4,7 +4,11 @@ Every test states the exact line a user sees, and that no knock-on error follows
 from __future__ import annotations
 
 import pytest
+import torch
 from test_errors import HEAD, at
+
+from cnnforge.layers import LAYERS
+from cnnforge.layers.foreign import KEYS, TYPES
 
 # --- an unclosed flow mapping or sequence is reported where it opens ------------------------------------------
 
@@ -67,3 +71,164 @@ def test_other_flow_errors_keep_the_parsers_place(check, text: str, needle: str)
     (line,) = check(text)
     assert line.startswith(f"{at(text, needle)}: error: invalid YAML: ")
     assert "is not closed" not in line
+
+
+# --- layer types and keys as Keras and torch name them ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("Dense", "cnnforge calls it linear, with shape: [F_i, F_o] (Keras' units is F_o)"),
+        ("dense", "cnnforge calls it linear, with shape: [F_i, F_o] (Keras' units is F_o)"),
+        ("Conv2D", "cnnforge calls it conv: shape: [C_i, C_o, K_h, K_w] replaces filters (C_o) and kernel_size"),
+        (
+            "Conv2d",
+            "cnnforge calls it conv: shape: [C_i, C_o, K_h, K_w] replaces in_channels, out_channels and kernel_size",
+        ),
+        (
+            "MaxPooling2D",
+            "cnnforge calls it maxpool, with kernel for pool_size (the stride defaults to the kernel, as in Keras)",
+        ),
+        (
+            "GlobalAveragePooling2D",
+            "cnnforge calls it adaptive_avgpool, with output: 1, then {type: flatten} (Keras' layer does both)",
+        ),
+        (
+            "BatchNormalization",
+            "cnnforge calls it batchnorm, with eps for epsilon; its momentum is 1 minus Keras' (0.99 is 0.01)",
+        ),
+        (
+            "Activation",
+            "cnnforge gives each activation a type of its own: relu, tanh, sigmoid, gelu, silu, elu, "
+            "leaky_relu or softmax",
+        ),
+        ("ReLU", "cnnforge calls it relu"),
+    ],
+)
+def test_foreign_layer_types_exactly(check, written: str, expected: str) -> None:
+    text = HEAD + f"  - {{type: {written}, units: 10}}\n"  # the layer's other keys are not judged under a wrong type
+    assert check(text) == [
+        f"{at(text, 'type')}: error: layer 0 '{written}0' ({written}): unknown layer type '{written}': {expected}"
+    ]
+
+
+# What a user writes after each message: the layer, on a [1, 32, 32] input, after a flatten where it needs features.
+FOLLOWED = {
+    "Dense": "[flatten, {type: linear, shape: [1024, 10]}]",
+    "Linear": "[flatten, {type: linear, shape: [1024, 10]}]",
+    "Conv2D": "[{type: conv, shape: [1, 6, 5, 5]}]",
+    "Conv2d": "[{type: conv, shape: [1, 6, 5, 5]}]",
+    "MaxPooling2D": "[{type: maxpool, kernel: 2}]",
+    "MaxPool2D": "[{type: maxpool, kernel: 2}]",
+    "MaxPool2d": "[{type: maxpool, kernel: 2}]",
+    "AveragePooling2D": "[{type: avgpool, kernel: 2}]",
+    "AvgPool2D": "[{type: avgpool, kernel: 2}]",
+    "AvgPool2d": "[{type: avgpool, kernel: 2}]",
+    "GlobalAveragePooling2D": "[{type: adaptive_avgpool, output: 1}, flatten]",
+    "GlobalAvgPool2D": "[{type: adaptive_avgpool, output: 1}, flatten]",
+    "GlobalMaxPooling2D": "[{type: adaptive_maxpool, output: 1}, flatten]",
+    "GlobalMaxPool2D": "[{type: adaptive_maxpool, output: 1}, flatten]",
+    "AdaptiveAvgPool2d": "[{type: adaptive_avgpool, output: 1}]",
+    "AdaptiveMaxPool2d": "[{type: adaptive_maxpool, output: 1}]",
+    "BatchNormalization": "[{type: batchnorm, eps: 0.001, momentum: 0.01}]",
+    "BatchNorm2d": "[{type: batchnorm, channels: 1}]",
+    "BatchNorm1d": "[flatten, {type: batchnorm, channels: 1024}]",
+    "LocalResponseNorm": "[{type: lrn, size: 5}]",
+    "Dropout": "[{type: dropout, p: 0.2}]",
+    "Flatten": "[flatten]",
+    "ReLU": "[relu]",
+    "LeakyReLU": "[{type: leaky_relu, negative_slope: 0.3}]",
+    "Softmax": "[flatten, softmax]",
+    "Activation": "[relu, tanh, sigmoid, gelu, silu, elu, leaky_relu, softmax]",
+    "InputLayer": "[relu]",
+    "Input": "[relu]",
+}
+
+
+def test_every_foreign_type_has_a_followed_example() -> None:
+    assert set(FOLLOWED) == set(TYPES)
+
+
+@pytest.mark.parametrize("written", sorted(TYPES))
+def test_following_a_foreign_type_message_gives_a_spec_that_checks(check, written: str) -> None:
+    kind, _ = TYPES[written]
+    layers = [item if "{" in item else f"{{type: {item}}}" for item in _items(FOLLOWED[written])]
+    assert kind is None or any(f"type: {kind}," in item or item == f"{{type: {kind}}}" for item in layers)
+    assert check("name: t\ninput: [1, 32, 32]\nlayers:\n" + "".join(f"  - {item}\n" for item in layers)) == []
+
+
+def _items(flow: str) -> list[str]:
+    """The items of a one-level YAML flow list whose items are words or {...} mappings."""
+    items, depth, start = [], 0, 1
+    for i, c in enumerate(flow[1:-1], 1):
+        depth += (c == "{") - (c == "}")
+        if c == "," and depth == 0:
+            items.append(flow[start:i].strip())
+            start = i + 1
+    return [*items, flow[start:-1].strip()]
+
+
+@pytest.mark.parametrize("written", sorted(name for name in TYPES if hasattr(torch.nn, name)))
+def test_torch_names_map_to_the_kind_that_builds_that_module(written: str) -> None:
+    """torch is the oracle: the kind cnnforge names for torch's class builds that very class."""
+    kind, _ = TYPES[written]
+    example = next(i for i in _items(FOLLOWED[written]) if f"type: {kind}" in i or i == kind)
+    fields = {"type": kind, **_fields(example)}
+    layer = LAYERS[kind].model_validate(fields)
+    x = (1024,) if written.endswith("1d") or kind in ("linear", "softmax") else (1, 32, 32)
+    assert type(layer.module(x)) is getattr(torch.nn, written)
+
+
+def _fields(item: str) -> dict:
+    """The keys of a layer written as a flow mapping or as its bare type, less its type."""
+    import yaml
+
+    value = yaml.safe_load(item)
+    return {k: v for k, v in value.items() if k != "type"} if isinstance(value, dict) else {}
+
+
+def _layer(kind: str, without: str | None, extra: str) -> str:
+    """A one-layer flow mapping of `kind` with its required keys, less `without`, plus `extra`."""
+    required = {"conv": "shape: [1, 6, 5, 5]", "linear": "shape: [1024, 10]", "lrn": "size: 5"}
+    required |= dict.fromkeys(("maxpool", "avgpool", "minpool"), "kernel: 2")
+    required |= dict.fromkeys(("adaptive_avgpool", "adaptive_maxpool"), "output: 1")
+    keys = [k for k in [required.get(kind), extra] if k and not (without and k.startswith(without + ":"))]
+    return "{" + ", ".join([f"type: {kind}", *keys]) + "}"
+
+
+@pytest.mark.parametrize(("key", "kind"), [(key, kind) for key, kinds in KEYS.items() for kind in kinds])
+def test_foreign_keys_say_what_cnnforge_uses_and_nothing_else(check, key: str, kind: str) -> None:
+    """One line: the unknown key and what to write, with no 'missing required key' for the key it stands for."""
+    stands_for, hint = KEYS[key][kind]
+    text = HEAD + f"  - {_layer(kind, stands_for, f'{key}: 2')}\n"
+    assert check(text) == [f"{at(text, key + ':')}: error: layer 0 '{kind}0' ({kind}): unknown key '{key}' ({hint})"]
+    assert stands_for is None or stands_for in LAYERS[kind].model_fields
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        (
+            "{type: linear, units: 10}",
+            "unknown key 'units' (linear gives its features as shape: [F_i, F_o]; Keras' units is F_o)",
+        ),
+        (
+            "{type: conv, filters: 6, kernel_size: 5}",
+            "unknown key 'filters' (conv gives its channels and kernel as "
+            "shape: [C_i, C_o, K_h, K_w]; Keras' filters is C_o)",
+        ),
+        ("{type: maxpool, pool_size: 2}", "unknown key 'pool_size' (did you mean 'kernel'?)"),
+        ("{type: dropout, rate: 0.5}", "unknown key 'rate' (did you mean 'p'?)"),
+        ("{type: maxpool, kernal: 2}", "unknown key 'kernal' (did you mean 'kernel'?)"),  # a typo, from difflib
+        (
+            "{type: conv, shape: [1, 6, 5, 5], activation: relu}",
+            "unknown key 'activation' (cnnforge makes an "
+            "activation a layer of its own, such as {type: relu} after this one)",
+        ),
+    ],
+)
+def test_foreign_keys_exactly(check, layer: str, expected: str) -> None:
+    lines = check(HEAD + f"  - {layer}\n")
+    assert lines[0].endswith(f": {expected}")
+    assert not any("missing required key" in line for line in lines)
