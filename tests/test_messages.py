@@ -3,9 +3,18 @@ Every test states the exact line a user sees, and that no knock-on error follows
 
 from __future__ import annotations
 
+import copy
+import json
+import re
+
 import pytest
+import strategies
 import torch
+from agreement import compile_dict
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from test_errors import HEAD, at
+from torch_oracle import run
 
 from cnnforge.layers import LAYERS
 from cnnforge.layers.foreign import KEYS, TYPES
@@ -232,3 +241,99 @@ def test_foreign_keys_exactly(check, layer: str, expected: str) -> None:
     lines = check(HEAD + f"  - {layer}\n")
     assert lines[0].endswith(f": {expected}")
     assert not any("missing required key" in line for line in lines)
+
+
+# --- an empty output says what would fit -------------------------------------------------------------------------
+
+SIZES = "`cnnforge sizes FILE` lists the input sizes the spec accepts"
+
+
+@pytest.mark.parametrize(
+    ("input", "layer", "expected"),
+    [
+        (
+            "[1, 4, 4]",
+            "{type: conv, shape: [1, 6, 5, 5]}",
+            "the kernel spans [5, 5] but the input [1, 4, 4] is only [4, 4] with padding, so the output would be "
+            "empty (computed size [0, 0]); padding: 1 (giving 2x2), a 4x4 kernel (giving 1x1) or an input of at "
+            f"least 5x5 (giving 1x1) would fit; {SIZES}",
+        ),
+        (
+            "[1, 32, 4]",
+            "{type: conv, shape: [1, 6, 5, 5]}",
+            "the kernel spans [5, 5] but the input [1, 32, 4] is only [32, 4] with padding, so the output would be "
+            "empty (computed size [28, 0]); padding: [0, 1] (giving 28x2), a 5x4 kernel (giving 28x1) or an input "
+            f"of at least 5x5 (giving 1x1) would fit; {SIZES}",
+        ),
+        (
+            "[1, 8, 8]",
+            "{type: conv, shape: [1, 6, 3, 3], dilation: 5}",
+            "a dilated window spans [11, 11] but the input [1, 8, 8] is only [8, 8] with padding, so the output "
+            "would be empty (computed size [-2, -2]); padding: 2 (giving 2x2), a 2x2 kernel (giving 3x3), "
+            f"dilation: 3 (giving 2x2) or an input of at least 11x11 (giving 1x1) would fit; {SIZES}",
+        ),
+        (  # a pool's padding is at most half its kernel, 1 here; its stride follows the kernel, to 1
+            "[1, 2, 2]",
+            "{type: maxpool, kernel: 3, dilation: 3}",
+            "a dilated window spans [7, 7] but the input [1, 2, 2] is only [2, 2] with padding, so the output would "
+            f"be empty (computed size [-1, -1]); a 1x1 kernel (giving 2x2) or an input of at least 7x7 (giving 1x1) "
+            f"would fit; {SIZES}",
+        ),
+        (  # reflect padding must stay smaller than the input: the input grows to 3x3, not to the 2x2 that fits
+            "[1, 2, 2]",
+            "{type: conv, shape: [1, 1, 7, 7], padding: 2, padding_mode: reflect}",
+            "the kernel spans [7, 7] but the input [1, 2, 2] is only [6, 6] with padding, so the output would be "
+            f"empty (computed size [0, 0]); an input of at least 3x3 (giving 1x1) would fit; {SIZES}",
+        ),
+    ],
+)
+def test_empty_output_exactly(check, input: str, layer: str, expected: str) -> None:
+    text = f"name: t\ninput: {input}\nlayers:\n  - {layer}\n"
+    kind = layer.split(",")[0].removeprefix("{type: ")
+    assert [line for line in check(text) if "empty" in line] == [
+        f"spec.yaml:4:5: error: layer 0 '{kind}0' ({kind}): {expected}"
+    ]
+
+
+FIXES = re.compile(
+    r"(padding|dilation): (\d+|\[\d+, \d+\]) \(giving (\d+)x(\d+)\)"
+    r"|a (\d+)x(\d+) kernel \(giving (\d+)x(\d+)\)"
+    r"|an input of at least (\d+)x(\d+) \(giving (\d+)x(\d+)\)"
+)
+
+
+def _followed(spec: dict, fix: re.Match) -> tuple[dict, tuple[int, int]]:
+    """The one-layer `spec` with the fix the message names, and the output size the message says it gives."""
+    spec = copy.deepcopy(spec)
+    layer, numbers = spec["layers"][0], [int(n) for n in fix.groups() if n and n.isdigit()]
+    if fix.group(1):
+        layer[fix.group(1)] = json.loads(fix.group(2))
+    elif fix.group(5) and layer["type"] == "conv":
+        layer["shape"][2:] = numbers[:2]
+    elif fix.group(5):
+        layer["kernel"] = numbers[:2]
+    else:
+        spec["input"][1:] = numbers[:2]
+    return spec, (numbers[-2], numbers[-1])
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.data())
+def test_every_fix_an_empty_output_names_checks_and_torch_agrees(data: st.DataObject) -> None:
+    """A conv or pool on a small input: where its output would be empty, each fix named is accepted by the checker
+    with the output size the message says, and torch builds and runs it with that size."""
+    shape = [1, data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6))]
+    kind = data.draw(st.sampled_from(["conv", "maxpool", "avgpool", "minpool"]))
+    layer = data.draw(strategies.conv(tuple(shape)) if kind == "conv" else strategies.pool(kind))
+    spec = {"name": "t", "input": shape, "layers": [layer]}
+    errors = [str(d) for d in compile_dict(spec).diagnostics if d.severity == "error"]
+    assume(len(errors) == 1 and "would be empty" in errors[0])  # the layer is wrong in this way alone
+    fixes = list(FIXES.finditer(errors[0].split("would be empty")[1]))
+    assert fixes, errors[0]  # a bigger input fits any window that has no other error
+    for fix in fixes:
+        followed, giving = _followed(spec, fix)
+        compiled = compile_dict(followed)
+        assert compiled.ok, (fix.group(), [str(d) for d in compiled.diagnostics])
+        assert compiled.output[1:] == giving, fix.group()
+        ran = run(followed)
+        assert ran.ok and ran.shapes[-1][1:] == giving, (fix.group(), ran.error)

@@ -36,7 +36,7 @@ class _Pool(Layer):
 
     def axes(self, x: Shape) -> tuple[Axis, Axis] | None:
         return tuple(  # type: ignore[return-value]
-            Window(k, s, p, p, d, self.ceil_mode)
+            Window(k, s, p, p, d, self.ceil_mode, pool=True, stride_is_kernel=self.stride is None)
             for k, s, p, d in zip(self.kernel, self.strides(), self.padding, self.dilations(), strict=True)
         )
 
