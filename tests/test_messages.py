@@ -10,6 +10,7 @@ import re
 import pytest
 import strategies
 import torch
+import yaml
 from agreement import compile_dict
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -191,8 +192,6 @@ def test_torch_names_map_to_the_kind_that_builds_that_module(written: str) -> No
 
 def _fields(item: str) -> dict:
     """The keys of a layer written as a flow mapping or as its bare type, less its type."""
-    import yaml
-
     value = yaml.safe_load(item)
     return {k: v for k, v in value.items() if k != "type"} if isinstance(value, dict) else {}
 
@@ -337,3 +336,83 @@ def test_every_fix_an_empty_output_names_checks_and_torch_agrees(data: st.DataOb
         assert compiled.output[1:] == giving, fix.group()
         ran = run(followed)
         assert ran.ok and ran.shapes[-1][1:] == giving, (fix.group(), ran.error)
+
+
+# --- an input written channels last -------------------------------------------------------------------------------
+
+CHANNELS_LAST = (
+    "name: t\n"
+    "input: [32, 32, 3]\n"
+    "layers:\n"
+    "  - {type: conv, shape: [3, 6, 5, 5]}\n"
+    "  - {type: relu}\n"
+    "  - {type: maxpool, kernel: 2}\n"
+    "  - {type: flatten}\n"
+    "  - {type: linear, shape: [1176, 10]}\n"
+)
+
+
+def test_channels_last_input_is_named_once_with_the_fix(check) -> None:
+    assert check(CHANNELS_LAST) == [
+        "spec.yaml:2:1: error: input is [C, H, W]: did you mean [3, 32, 32]? Layer 0 'conv0' takes 3 channels, "
+        "the last number of [32, 32, 3]; the layers are checked as if the input were [3, 32, 32]"
+    ]
+
+
+def test_the_guessed_input_checks_and_torch_runs_it(check) -> None:
+    fixed = CHANNELS_LAST.replace("[32, 32, 3]", "[3, 32, 32]")
+    assert check(fixed) == []
+    ran = run(yaml.safe_load(fixed))
+    assert ran.ok and ran.shapes[-1] == (10,)
+    assert not run(yaml.safe_load(CHANNELS_LAST)).ok  # and torch refuses the input as written
+
+
+def test_later_layers_are_checked_with_the_guessed_input(check) -> None:
+    text = CHANNELS_LAST.replace("[1176, 10]", "[1000, 10]")
+    assert check(text)[1:] == [
+        f"{at(text, '{type: linear')}: error: layer 4 'linear4' (linear): "
+        "shape says F_i=1000 but the incoming tensor has 1176 features"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("input", "layers", "guess", "taker"),
+    [
+        (
+            "[28, 28, 1]",
+            "[{type: batchnorm, channels: 1}, {type: relu}]",
+            "[1, 28, 28]",
+            "layer 0 'batchnorm0' takes 1",
+        ),
+        (
+            "[224, 160, 3]",
+            "[{type: relu}, {type: dropout}, {type: conv, shape: [3, 8, 3, 3]}]",
+            "[3, 224, 160]",
+            "layer 2 'conv2'",
+        ),
+        (
+            "[32, 32, 3]",
+            "[{type: maxpool, kernel: 2}, {type: conv, shape: [3, 8, 3, 3], name: c}]",
+            "[3, 32, 32]",
+            "layer 1 'c' takes 3",
+        ),
+    ],
+)
+def test_channels_last_behind_layers_that_keep_channels(check, input: str, layers: str, guess: str, taker: str):
+    lines = check(f"name: t\ninput: {input}\nlayers: {layers}\n")
+    assert len(lines) == 1
+    assert lines[0].startswith(f"spec.yaml:2:1: error: input is [C, H, W]: did you mean {guess}? ")
+    assert taker.capitalize() in lines[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HEAD + "  - {type: conv, shape: [32, 6, 1, 1]}\n",  # C_i is the typo
+        "name: t\ninput: [64, 32, 32]\nlayers:\n  - {type: conv, shape: [32, 6, 1, 1]}\n",  # a square map as written
+        "name: t\ninput: [3, 3, 1]\nlayers:\n  - {type: conv, shape: [1, 6, 5, 5]}\n",  # still empty with [1, 3, 3]
+        "name: t\ninput: [32, 32, 3]\nlayers:\n  - {type: flatten}\n  - {type: linear, shape: [3, 10]}\n",
+    ],
+)
+def test_no_guess_where_the_input_does_not_look_channels_last(check, text: str) -> None:
+    assert not any("did you mean [" in line for line in check(text))

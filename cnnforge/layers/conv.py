@@ -88,6 +88,9 @@ class Conv(Layer):
                 "padding_mode",
             )
 
+    def first_axis(self) -> int | None:
+        return self.shape[0]
+
     def params(self, x: Shape) -> int:
         c_i, c_o, k_h, k_w = self.shape
         return c_o * (c_i // self.groups) * k_h * k_w + (c_o if self.bias else 0)
