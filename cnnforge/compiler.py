@@ -10,6 +10,7 @@ from typing import Literal
 
 from .diagnostics import Diagnostic, SpecError, has_errors
 from .layers import Checks, Layer, Shape, show
+from .layers.base import plural
 from .spec.model import SpecBase
 from .spec.params import Value
 from .spec.read import Loaded, read
@@ -76,8 +77,8 @@ def compile_spec(spec: SpecBase, file: str = "<spec>", source: Source | None = N
         x, (index, name, channels) = transposed
         line, column = walk.source.where(("input",)) or (None, None)
         message = (
-            f"input is [C, H, W]: did you mean {show(x)}? Layer {index} '{name}' takes {channels} channels, the "
-            f"last number of {show(spec.input)}; the layers are checked as if the input were {show(x)}"
+            f"input is [C, H, W]: did you mean {show(x)}? Layer {index} '{name}' takes {plural(channels, 'channel')}, "
+            f"the last number of {show(spec.input)}; the layers are checked as if the input were {show(x)}"
         )
         compiled.diagnostics.append(Diagnostic(file, message, line=line, column=column))
     compiled.layers = walk.layers(spec.layers, x, ("layers",))
