@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 from .diagnostics import Diagnostic, SpecError, has_errors
-from .layers import Checks, Layer, Shape
+from .layers import Checks, Layer, Shape, show
+from .layers.base import plural
 from .spec.model import SpecBase
 from .spec.params import Value
 from .spec.read import Loaded, read
@@ -66,11 +67,56 @@ class Compiled:
         return self
 
 
-def compile_spec(spec: SpecBase, file: str = "<spec>", source: Source | None = None) -> Compiled:
-    """Compile a validated spec; `source` supplies line and column numbers for diagnostics."""
+def compile_spec(spec: SpecBase, file: str = "<spec>", source: Source | None = None, *, guess: bool = True) -> Compiled:
+    """Compile a validated spec; `source` supplies line and column numbers for diagnostics. With `guess`, an
+    input written channels last is reported as such, and the layers are checked with the channels first."""
     compiled = Compiled(file, spec)
-    compiled.layers = _Walk(compiled, source or Source(None)).layers(spec.layers, tuple(spec.input), ("layers",))
+    walk = _Walk(compiled, source or Source(None))
+    x: Shape = tuple(spec.input)
+    if guess and (transposed := _channels_last(spec)):
+        x, (index, name, channels) = transposed
+        line, column = walk.source.where(("input",)) or (None, None)
+        message = (
+            f"input is [C, H, W]: did you mean {show(x)}? Layer {index} '{name}' takes {plural(channels, 'channel')}, "
+            f"the last number of {show(spec.input)}; the layers are checked as if the input were {show(x)}"
+        )
+        compiled.diagnostics.append(Diagnostic(file, message, line=line, column=column))
+    compiled.layers = walk.layers(spec.layers, x, ("layers",))
     return compiled
+
+
+def _channels_last(spec: SpecBase) -> tuple[Shape, tuple[int, str, int]] | None:
+    """[C, H, W] for an input written [H, W, C], and the first layer that takes C channels (index, name, C):
+    when the last number is the smallest, as an image's channels are, that layer takes that many channels, and
+    the layers checked with [C, H, W] have fewer errors, none of them at that layer."""
+    c, h, w = spec.input
+    guess = (w, c, h)
+    found = _first_taking_channels(spec.layers, guess)
+    if found is None or not w < min(c, h) or found[1].first_axis() != w:
+        return None
+    index, layer = found
+    written, guessed = compile_spec(spec, guess=False), compile_spec(spec.model_copy(update={"input": guess}))
+    if any(d.layer_index == index for d in guessed.diagnostics if d.severity == "error"):
+        return None
+    if _errors(guessed) >= _errors(written):
+        return None
+    return guess, (index, layer.name or f"{layer.kind}{index}", w)
+
+
+def _first_taking_channels(layers: list[Layer], x: Shape) -> tuple[int, Layer] | None:
+    """The first layer that takes a number of channels, if the layers before it keep the channels of `x`."""
+    for index, layer in enumerate(layers):
+        if layer.first_axis() is not None:
+            return index, layer
+        y = layer.output_shape(x, Checks())
+        if y is None or len(y) != 3 or y[0] != x[0]:
+            return None
+        x = y
+    return None
+
+
+def _errors(compiled: Compiled) -> int:
+    return sum(d.severity == "error" for d in compiled.diagnostics)
 
 
 class _Walk:

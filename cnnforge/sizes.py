@@ -113,7 +113,7 @@ def find(spec: SpecBase, file: str = "<spec>", source: Source | None = None) -> 
 
     def compiled(h: int, w: int, placed: bool = False) -> Compiled:
         resized = spec.model_copy(update={"input": (spec.input[0], h, w)})
-        return compile_spec(resized, file, source) if placed else compile_spec(resized)
+        return compile_spec(resized, file, source) if placed else compile_spec(resized, guess=False)
 
     if not _spatial_ok(compiled(MAX_SIZE, MAX_SIZE)):
         answer.problems = _errors(compiled(*spec.input[1:], placed=True))

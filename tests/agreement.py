@@ -27,6 +27,8 @@ def assert_agrees(spec: dict, device: str) -> tuple[Compiled, Run]:
     accepted, every layer's shape, parameters and MACs are torch's, and cnnforge's builder agrees."""
     compiled, ran = compile_dict(spec), run(spec, device)
     errors = [d for d in compiled.diagnostics if d.severity == "error"]
+    if errors and errors[0].message.startswith("input is [C, H, W]: did you mean"):
+        return _agrees_with_the_guess(spec, compiled, ran, device)
     if not ran.ok:
         why = "cnnforge is stricter here" if ran.stricter else f"torch refuses it: {ran.error}"
         assert errors, f"cnnforge accepts layer {ran.failed} but {why}"
@@ -38,6 +40,17 @@ def assert_agrees(spec: dict, device: str) -> tuple[Compiled, Run]:
         assert layer.params == params(module), layer.name
         assert layer.macs == macs(module, shape), layer.name
     assert_builds(compiled, ran, device)
+    return compiled, ran
+
+
+def _agrees_with_the_guess(spec: dict, compiled: Compiled, ran: Run, device: str) -> tuple[Compiled, Run]:
+    """An input taken to be written channels last: torch refuses it as written, the layers' messages are those of
+    the spec with the guessed input, as the message says, and cnnforge agrees with torch on that spec."""
+    guess, *rest = compiled.diagnostics
+    assert not ran.ok, f"{guess}; but torch runs the input as written"
+    guessed = {**spec, "input": list(compiled.layers[0].input)}
+    assert_agrees(guessed, device)
+    assert [str(d) for d in rest] == [str(d) for d in compile_dict(guessed).diagnostics]
     return compiled, ran
 
 

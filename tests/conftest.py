@@ -8,6 +8,22 @@ ARCHITECTURES = ROOT / "architectures"
 
 
 @pytest.fixture
+def check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """check(text) -> the diagnostics for a file `spec.yaml` holding `text`, as printed lines."""
+    from cnnforge import check_file
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(text: str | bytes, file: str = "spec.yaml") -> list[str]:
+        path = Path(file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        return [str(d) for d in check_file(file).diagnostics]
+
+    return run
+
+
+@pytest.fixture
 def root() -> Path:
     return ROOT
 

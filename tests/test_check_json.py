@@ -44,4 +44,4 @@ def test_json_for_clean_files_and_file_level_errors(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
     code, report = check_json("broken.yaml", cwd=tmp_path)
     (problem,) = report["diagnostics"]
-    assert code == 1 and problem["layer_index"] is None and problem["line"] == 2
+    assert code == 1 and problem["layer_index"] is None and (problem["line"], problem["column"]) == (1, 7)  # the '['

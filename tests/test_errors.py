@@ -16,20 +16,6 @@ HEAD = "name: t\ninput: [1, 32, 32]\nlayers:\n"  # layers start on line 4
 KNOWN = ", ".join(sorted(LAYERS))
 
 
-@pytest.fixture
-def check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """check(text) -> the diagnostics for a file `spec.yaml` holding `text`, as printed lines."""
-    monkeypatch.chdir(tmp_path)
-
-    def run(text: str | bytes, file: str = "spec.yaml") -> list[str]:
-        path = Path(file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(text.encode() if isinstance(text, str) else text)
-        return [str(d) for d in check_file(file).diagnostics]
-
-    return run
-
-
 def at(text: str, needle: str, nth: int = 0) -> str:
     """`spec.yaml:line:col` of the nth occurrence of `needle` in `text`, after HEAD when `text` starts with it."""
     offset = (len(HEAD) if text.startswith(HEAD) else 0) - 1

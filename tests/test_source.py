@@ -482,9 +482,9 @@ def test_lone_surrogates_in_strings_are_refused() -> None:
     ("text", "needle"),
     [
         ("name: t\nlayers:\n\t- {type: relu}\n", "\t"),  # a tab cannot indent
-        ("name: [t\ninput: [1, 2, 3]\n", ":"),
+        ("name: [t\ninput: [1, 2, 3]\n", "[t"),  # not closed: reported where it opens
         ("name: t\n  input: [1, 2, 3]\n", ":"),
-        ("name: t\nlayers:\n  - {type: relu\n  - {type: tanh}\n", "- {type: tanh"),
+        ("name: t\nlayers:\n  - {type: relu\n  - {type: tanh}\n", "{type: relu"),
         ("name: 'unterminated\n", None),
         ("name: t\n---\nname: u\n", "---"),  # one document per file
         ("name: t\n- a\n", "- a"),
@@ -509,8 +509,10 @@ def test_second_document_is_named() -> None:
 
 
 def test_error_at_end_of_file_without_final_line_break_stays_inside_the_file() -> None:
-    error = refusal("name: t\nlayers: [{type: relu}")
-    assert error.position == (2, 22)
+    error = refusal("name: t\nlayers: 'relu")
+    assert error.position == (2, 14)
+    error = refusal("name: t\nlayers: [{type: relu}")  # not closed: reported where it opens
+    assert error.position == (2, 9)
 
 
 def test_read_text_turns_errors_into_one_positioned_diagnostic() -> None:
@@ -534,6 +536,9 @@ SAME_EITHER_WAY = {
     "tag": "x: !!python/name:os.system\n",
     "control": "a: b\x07\n",
     "syntax": "name: [t\ninput: [1, 2, 3]\n",
+    "unclosed at the end": "layers:\n  - {type: conv, shape: [1, 6, 5, 5]",
+    "unclosed before a bracket": "layers:\n  - {type: conv, shape: [1, 6, 5, 5}\n",
+    "missing comma": "layers:\n  - {type: conv,\n     shape: [1, 6, 5, 5] x}\n",
     "second document": "a: 1\n---\nb: 2\n",
     "deep": "{a: " * 200,
 }

@@ -54,7 +54,6 @@ class Layer(BaseModel):
     name: LayerName | None = None
 
     kind: ClassVar[str]  # the `type` tag, set by @register
-    elsewhere: ClassVar[dict[str, str]] = {}  # torch's argument names this kind spells otherwise -> where they go
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         """Shape of one output sample for input `x`; None when it cannot be known."""

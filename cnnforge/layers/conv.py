@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -35,11 +35,6 @@ class Conv(Layer):
     """Learn an additive bias per output channel."""
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = Field("zeros")
     """How padding rows are filled."""
-
-    elsewhere: ClassVar[dict[str, str]] = dict.fromkeys(
-        ("in_channels", "out_channels", "kernel", "kernel_size", "kernal"),
-        "conv gives its channels and kernel as shape: [C_i, C_o, K_h, K_w]",
-    )
 
     def pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """(before, after) padding per axis; 'same' puts the odd row after, as torch does."""
@@ -92,6 +87,9 @@ class Conv(Layer):
                 lambda: f"circular padding {show(pads)} wraps around the input {show(x)} more than once",
                 "padding_mode",
             )
+
+    def first_axis(self) -> int | None:
+        return self.shape[0]
 
     def params(self, x: Shape) -> int:
         c_i, c_o, k_h, k_w = self.shape

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 from .base import Checks, Layer, Shape, show
 from .fields import Flag, Ints
@@ -47,10 +47,6 @@ class Linear(Layer):
     shape: Ints("F_i", "F_o", description="[F_i, F_o]: in and out features")
     bias: Flag = True
     """Learn an additive bias per output feature."""
-
-    elsewhere: ClassVar[dict[str, str]] = dict.fromkeys(
-        ("in_features", "out_features"), "linear gives its features as shape: [F_i, F_o]"
-    )
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         f_i, f_o = self.shape

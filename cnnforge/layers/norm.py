@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -27,8 +27,6 @@ class BatchNorm(Pointwise):
     """Added to the variance for numerical stability."""
     momentum: Probability | None = Field(0.1)
     """Weight of the newest batch in the running statistics; null for a cumulative average."""
-
-    elsewhere: ClassVar[dict[str, str]] = {"num_features": "did you mean 'channels'?"}
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         checks.require(

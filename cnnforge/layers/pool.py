@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 from .axis import Adaptive, Axis
 from .base import Checks, Layer, Shape, show
@@ -28,8 +28,6 @@ class _Pool(Layer):
     ceil_mode: Flag = False
     """Round the output size up, keeping a last partial window (one starting in the right padding is dropped)."""
 
-    elsewhere: ClassVar[dict[str, str]] = {"kernel_size": "did you mean 'kernel'?"}
-
     def strides(self) -> tuple[int, int]:
         return self.stride or self.kernel
 
@@ -38,7 +36,7 @@ class _Pool(Layer):
 
     def axes(self, x: Shape) -> tuple[Axis, Axis] | None:
         return tuple(  # type: ignore[return-value]
-            Window(k, s, p, p, d, self.ceil_mode)
+            Window(k, s, p, p, d, self.ceil_mode, pool=True, stride_is_kernel=self.stride is None)
             for k, s, p, d in zip(self.kernel, self.strides(), self.padding, self.dilations(), strict=True)
         )
 
@@ -118,8 +116,6 @@ class AvgPool(_Pool):
 class _AdaptivePool(Layer):
     output: Pair
     """Output size: an integer or [h, w]."""
-
-    elsewhere: ClassVar[dict[str, str]] = {"output_size": "did you mean 'output'?"}
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
         return (x[0], *self.output) if self.feature_map(x, checks) else None

@@ -25,8 +25,14 @@ def register(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
-def suggest(word: str, choices: typing.Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or ''."""
+def closest(word: str, choices: typing.Iterable[str]) -> str | None:
+    """The choice closest to `word`, ignoring case, if one is close enough."""
     by_lower = {choice.lower(): choice for choice in choices}
     close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
-    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
+    return by_lower[close[0]] if close else None
+
+
+def suggest(word: str, choices: typing.Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = closest(word, choices)
+    return f" (did you mean '{close}'?)" if close else ""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 
 from .axis import bits, every
 from .base import Checks, Shape, plural, show
@@ -13,7 +15,8 @@ from .receptive import Reach
 @dataclass(frozen=True)
 class Window:
     """One spatial axis of a sliding window: kernel, stride, padding on each side, dilation, and how
-    padding rows are filled (conv's padding_mode; pools pad with values that are no input row)."""
+    padding rows are filled (conv's padding_mode; pools pad with values that are no input row, at most half
+    the kernel of them, and may leave the stride to follow the kernel)."""
 
     kernel: int
     stride: int
@@ -22,6 +25,8 @@ class Window:
     dilation: int = 1
     ceil_mode: bool = False
     padding_mode: str = "zeros"
+    pool: bool = False
+    stride_is_kernel: bool = False
 
     @property
     def span(self) -> int:
@@ -36,6 +41,16 @@ class Window:
         if self.ceil_mode and (out - 1) * self.stride >= size + self.pad_lo:
             out -= 1
         return out
+
+    def fits(self, size: int) -> bool:
+        """Whether the checker accepts this window over `size` rows: a non-empty output, and padding that a pool
+        (at most half the kernel) or the padding mode (reflect: less than the input, circular: at most it) allows."""
+        pad = max(self.pad_lo, self.pad_hi)
+        if self.pool and pad > self.kernel // 2:
+            return False
+        if (self.padding_mode == "reflect" and pad >= size) or (self.padding_mode == "circular" and pad > size):
+            return False
+        return self.output(size) >= 1
 
     def receptive(self, reach: Reach) -> Reach:
         """The receptive field of the output positions, given the input positions'."""
@@ -130,7 +145,8 @@ def slide(x: Shape, hw: tuple[Window, Window], checks: Checks) -> tuple[int, int
         min(out) >= 1,
         lambda: (
             f"{dilated} spans {show(spans)} but the input {show(x)} is only {show(padded)} "
-            f"with padding, so the output would be empty (computed size {show(out)})"
+            f"with padding, so the output would be empty (computed size {show(out)}){_fixes(sizes, hw)}; "
+            "`cnnforge sizes FILE` lists the input sizes the spec accepts"
         ),
     ):
         return None
@@ -147,3 +163,62 @@ def slide(x: Shape, hw: tuple[Window, Window], checks: Checks) -> tuple[int, int
             "stride",
         )
     return out
+
+
+def _fixes(sizes: tuple[int, int], hw: tuple[Window, Window]) -> str:
+    """What gives the windows `hw` over `sizes` a non-empty output that `fits`: more padding, a smaller kernel or
+    dilation on the axes left empty, or a bigger input; '; padding: 1 (giving 2x2) or ... would fit', or ''."""
+    empty = [w.output(n) < 1 for w, n in zip(hw, sizes, strict=True)]
+    found = []
+    for change, describe in (
+        (_padded, lambda new: f"padding: {_value([w.pad_lo for w in new])}"),
+        (partial(_smaller, field="kernel"), lambda new: f"a {_hw([w.kernel for w in new])} kernel"),
+        (partial(_smaller, field="dilation"), lambda new: f"dilation: {_value([w.dilation for w in new])}"),
+    ):
+        new = [change(w, n) if e else w for w, n, e in zip(hw, sizes, empty, strict=True)]
+        if None not in new and all(w.fits(n) for w, n in zip(new, sizes, strict=True)):  # type: ignore[union-attr]
+            found.append(f"{describe(new)} (giving {_hw([w.output(n) for w, n in zip(new, sizes, strict=True)])})")
+    least = [_least(w.fits, 1, max(w.span, w.pad_lo + 1, w.pad_hi + 1)) for w in hw]
+    if None not in least:
+        giving = _hw([w.output(n) for w, n in zip(hw, least, strict=True)])  # type: ignore[arg-type]
+        found.append(f"an input of at least {_hw(least)} (giving {giving})")  # type: ignore[arg-type]
+    if not found:
+        return ""
+    return "; " + (" or ".join([", ".join(found[:-1]), found[-1]]) if len(found) > 1 else found[0]) + " would fit"
+
+
+def _padded(w: Window, n: int) -> Window | None:
+    """`w` with the least padding on each side, more than it has, that gives an output over `n` rows."""
+    pad = _least(lambda p: replace(w, pad_lo=p, pad_hi=p).output(n) >= 1, max(w.pad_lo, w.pad_hi) + 1, w.span)
+    return None if pad is None else replace(w, pad_lo=pad, pad_hi=pad)
+
+
+def _smaller(w: Window, n: int, field: str) -> Window | None:
+    """`w` with the largest dilation (or kernel), less than its own, that gives an output over `n` rows."""
+    too_big = _least(lambda v: _with(w, field, v).output(n) < 1, 1, getattr(w, field))
+    return None if too_big is None or too_big == 1 else _with(w, field, too_big - 1)
+
+
+def _with(w: Window, field: str, value: int) -> Window:
+    """`w` with `field` set to `value`; a stride that follows the kernel follows it."""
+    if field == "kernel" and w.stride_is_kernel:
+        return replace(w, kernel=value, stride=value)
+    return replace(w, **{field: value})
+
+
+def _value(pair: list[int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else show(pair)
+
+
+def _hw(pair: list[int]) -> str:
+    return f"{pair[0]}x{pair[1]}"
+
+
+def _least(ok: Callable[[int], bool], low: int, high: int) -> int | None:
+    """The smallest n in [low, high] with ok(n), for ok false and then true; None if there is none."""
+    if low > high or not ok(high):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if ok(middle) else (middle + 1, high)
+    return low

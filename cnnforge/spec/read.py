@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from ..diagnostics import Diagnostic
 from ..layers import LAYERS, suggest
 from ..layers.fields import _found
+from ..layers.foreign import key_hint, type_hint
+from ..layers.registry import closest
 from .model import SpecBase, spec_model
 from .params import ParamError, Value, substitute
 from .source import MAX_BYTES, Source, SourceError, parse
@@ -87,6 +89,8 @@ def validate(source: Source, file: str = "<spec>", bindings: Mapping[str, Value]
         loaded.spec = spec_model().model_validate(source.data)
     except ValidationError as error:
         problems = error.errors(include_url=False, include_context=False)
+        replaced = {(p["loc"][:3], key) for p in problems if (key := _stands_for(p))}
+        problems = [p for p in problems if not (p["type"] == "missing" and (p["loc"][:3], p["loc"][-1]) in replaced)]
         loaded.diagnostics += [_diagnostic(p, source, file) for p in problems[:MAX_REPORTED]]
         if len(problems) > MAX_REPORTED:
             loaded.diagnostics.append(Diagnostic(file, f"{len(problems) - MAX_REPORTED} more errors not shown"))
@@ -109,21 +113,20 @@ def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
         name = name if isinstance(name, str) and len(name) <= 64 else f"{kind}{loc[1]}"
         layer = {"layer_index": loc[1], "layer_name": name if kind else None, "layer_type": kind}
         fields = LAYERS[kind].model_fields if kind in LAYERS else {}
-        elsewhere = LAYERS[kind].elsewhere if kind in LAYERS else {}
         key = loc[2:]
     else:
-        key, elsewhere = loc, {}
+        key, kind = loc, None
     line, column = source.where(tuple(loc)) or (None, None)
-    message = _message(problem, key, fields, elsewhere) + source.note(tuple(loc))
+    message = _message(problem, key, fields, kind) + source.note(tuple(loc))
     return Diagnostic(file, message, line=line, column=column, **layer)
 
 
-def _message(problem: dict, key: list, fields: dict, elsewhere: dict[str, str]) -> str:
+def _message(problem: dict, key: list, fields: dict, layer: str | None) -> str:
     kind, found = problem["type"], problem.get("input")
     where = _short(".".join(str(k) for k in key))
     if kind == "extra_forbidden":
-        if str(key[-1]) in elsewhere:
-            return f"unknown key '{where}' ({elsewhere[str(key[-1])]})"
+        if layer is not None and (hint := key_hint(layer, str(key[-1]))):
+            return f"unknown key '{where}' ({hint[1]})"
         return f"unknown key '{where}'{suggest(str(key[-1]), [f for f in fields if f != 'type'])}"
     if kind == "too_short":
         return f"'{where}': needs at least one item, found {_found(found)}"
@@ -133,6 +136,8 @@ def _message(problem: dict, key: list, fields: dict, elsewhere: dict[str, str]) 
         tag, known = problem["input"].get("type"), ", ".join(sorted(LAYERS))
         if not isinstance(tag, str):
             return f"'type': expected the name of a layer type, found {_found(tag)}; known types: {known}"
+        if hint := type_hint(tag):
+            return f"unknown layer type '{_short(tag)}': {hint}"
         return f"unknown layer type '{_short(tag)}'{suggest(tag, LAYERS)}; known types: {known}"
     if kind == "union_tag_not_found":
         keys = [k for k in found if isinstance(k, str) and len(k) <= 40] if isinstance(found, dict) else []
@@ -145,6 +150,18 @@ def _message(problem: dict, key: list, fields: dict, elsewhere: dict[str, str]) 
     message = problem["msg"]
     message = message[0].lower() + message[1:]
     return f"'{where}': {message}, found {_found(found)}"
+
+
+def _stands_for(problem: dict) -> str | None:
+    """The key an unknown key of a layer stands for (`filters` for conv's `shape`, `strid` for `stride`), if any:
+    that key's absence is no second error."""
+    loc = problem["loc"]
+    if problem["type"] != "extra_forbidden" or len(loc) != 4 or loc[0] != "layers" or loc[2] not in LAYERS:
+        return None
+    kind, key = loc[2], str(loc[3])
+    if found := key_hint(kind, key):
+        return found[0]
+    return closest(key, [f for f in LAYERS[kind].model_fields if f != "type"])
 
 
 def _short(text: str, limit: int = 40) -> str:

@@ -274,6 +274,42 @@ def _problem(error: yaml.YAMLError) -> str:
     return ", ".join(p for p in parts if p) or str(error).splitlines()[0]
 
 
+_FLOWS = {  # the parser's context -> what it was parsing, its opening and its closing bracket
+    "while parsing a flow mapping": ("mapping", "{", "}"),
+    "while parsing a flow sequence": ("sequence", "[", "]"),
+}
+
+
+def _unclosed(text: str, error: yaml.YAMLError) -> SourceError | None:
+    """A flow mapping or sequence left open, reported where it opens, as editors do; None for other errors.
+
+    The parser notices only at the next token that cannot continue it: on a later line, the next item or key
+    (a line indented no deeper than the one the bracket opened on), or the end of the file; on the same line,
+    the other kind of closing bracket. Other problems inside a flow (a missing comma) keep the parser's place.
+    """
+    flow = _FLOWS.get(getattr(error, "context", None) or "")
+    opened, found = getattr(error, "context_mark", None), getattr(error, "problem_mark", None)
+    if flow is None or opened is None or found is None:
+        return None
+    kind, opening, closing = flow
+    lines = _LINE_BREAK.split(text)
+    rest = "\n".join(lines[found.line :])[found.column :].split("\n")  # from where the parser stopped
+    if all(not line.strip() or line.strip().startswith("#") for line in rest):
+        why = "before the end of the file"
+    elif found.line > opened.line and _indent(lines[found.line]) <= _indent(lines[opened.line]):
+        why = f"before line {found.line + 1}"
+    elif found.line == opened.line and (other := lines[found.line][found.column : found.column + 1]) in ("]", "}"):
+        why = f"before the '{other}' at column {found.column + 1}"
+    else:
+        return None
+    message = f"invalid YAML: this flow {kind} '{opening}' is not closed: no '{closing}' {why}"
+    return SourceError(message, (opened.line + 1, opened.column + 1))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
 def parse(raw: bytes | str) -> Source:
     """Parse one YAML document safely; raise SourceError with a position on any problem.
 
@@ -290,7 +326,9 @@ def parse(raw: bytes | str) -> Source:
         try:
             node = loader.get_single_node()
         except yaml.YAMLError as error:
-            raise SourceError(f"invalid YAML: {_problem(error)}", _mark_position(text, error)) from None
+            raise _unclosed(text, error) or SourceError(
+                f"invalid YAML: {_problem(error)}", _mark_position(text, error)
+            ) from None
         finally:
             loader.dispose()
         if node is None:
