@@ -4,6 +4,7 @@ LeNet-5 checkpoint of a short digits run."""
 from __future__ import annotations
 
 import errno
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -307,7 +308,12 @@ def test_explain_without_grad_cam(monkeypatch, tmp_path, capsys) -> None:
     monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)  # as if not installed
     result = cnnforge(capsys, "explain", f"ckpt={tmp_path / 'none.pt'}", "digit.png")
     assert result.code == 2
-    assert result.err.startswith("cnnforge explain: needs the explain extra (pip install 'cnnforge[explain]')")
+    version = importlib.metadata.version("torch")
+    assert result.err.startswith(
+        f"cnnforge explain: needs the explain extra: pip install 'torch=={version}' torchvision (the torchvision "
+        "built for that torch; on a CPU-only machine add --index-url https://download.pytorch.org/whl/cpu), then "
+        "pip install 'cnnforge[explain]'"
+    )
 
 
 def test_explain_help_lists_the_methods(capsys) -> None:

@@ -83,6 +83,23 @@ def test_other_flow_errors_keep_the_parsers_place(check, text: str, needle: str)
     assert "is not closed" not in line
 
 
+@pytest.mark.parametrize(
+    "layer",
+    ["  - {type: conv, shape: [1, ${w}, 3, 3]}\n", "  - {type: conv, shape: [1, 8, 3, 3], groups: ${w}}\n"],
+)
+def test_an_unquoted_parameter_in_a_flow_says_to_quote_it(check, layer: str) -> None:
+    text = "name: t\nparams: {w: 1}\ninput: [1, 8, 8]\nlayers:\n" + layer
+    (line,) = check(text)
+    assert line.startswith("spec.yaml:5:") and "invalid YAML: " in line
+    assert line.endswith("; a parameter is written quoted, '${w}'")
+    assert check(text.replace("${w}", "'${w}'")) == []  # and quoted it checks
+
+
+def test_a_quoted_parameter_gets_no_such_hint(check) -> None:
+    (line,) = check(HEAD + "  - {type: conv, shape: [1, '${w}', 3, 3]\n")  # unclosed, but quoted
+    assert "written quoted" not in line
+
+
 # --- layer types and keys as Keras and torch name them ----------------------------------------------------------
 
 

@@ -61,3 +61,19 @@ def test_readme_sizes_examples_are_what_sizes_prints() -> None:
         )
         assert run.returncode == 0
         assert run.stdout.splitlines() == lines[start + 1 : end]
+
+
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+def test_docs_examples_are_what_cnnforge_prints() -> None:
+    """Every console example run on a file of docs/examples/ prints, from there, exactly what the page shows."""
+    names = "|".join(re.escape(p.name) for p in EXAMPLES.glob("*.yaml"))
+    pattern = rf"^\$ (cnnforge (?:check|sizes|summary) (?:{names}))\n((?:(?!\$ |```).*\n)*)"
+    shown = re.findall(pattern, DOCS, re.M)
+    assert len(shown) >= 5
+    for command, output in shown:
+        run = subprocess.run(
+            [sys.executable, "-m", *command.split()], cwd=EXAMPLES, capture_output=True, text=True, timeout=60
+        )
+        assert run.stdout + run.stderr == output, command

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.metadata
 import pickle
 import subprocess
 import sys
@@ -180,8 +181,15 @@ def test_a_failed_download_is_one_clear_error(tmp_path: Path, monkeypatch: pytes
 
 def test_without_torchvision_the_error_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torchvision", None)
-    with pytest.raises(DataError, match=r"needs torchvision, in the vision extra: pip install 'cnnforge\[vision\]'"):
+    with pytest.raises(DataError) as error:
         load(data_config("mnist", root=str(tmp_path)), (1, 28, 28))
+    # torchvision with the installed torch, not the extra alone (which would replace torch with a CUDA build)
+    version = importlib.metadata.version("torch")
+    assert (
+        f"needs torchvision, in the vision extra: pip install 'torch=={version}' torchvision (the torchvision built "
+        "for that torch; on a CPU-only machine add --index-url https://download.pytorch.org/whl/cpu), then "
+        "pip install 'cnnforge[vision]'"
+    ) in str(error.value)
 
 
 # -- CIFAR-10 -----------------------------------------------------------------------------------------------------

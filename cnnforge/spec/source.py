@@ -306,6 +306,19 @@ def _unclosed(text: str, error: yaml.YAMLError) -> SourceError | None:
     return SourceError(message, (opened.line + 1, opened.column + 1))
 
 
+_PARAMETER = re.compile(r"(?<!['\"])\$\{[^}]*\}")
+
+
+def _unquoted_parameter(text: str, error: yaml.YAMLError) -> str:
+    """A hint when the line the parser stopped on uses a parameter unquoted: in a flow `[...]` or `{...}`, YAML
+    reads `{` as the start of a mapping."""
+    mark = getattr(error, "problem_mark", None)
+    lines = _LINE_BREAK.split(text)
+    if mark is None or mark.line >= len(lines) or not (found := _PARAMETER.search(lines[mark.line])):
+        return ""
+    return f"; a parameter is written quoted, '{found.group()}'"
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
@@ -327,7 +340,7 @@ def parse(raw: bytes | str) -> Source:
             node = loader.get_single_node()
         except yaml.YAMLError as error:
             raise _unclosed(text, error) or SourceError(
-                f"invalid YAML: {_problem(error)}", _mark_position(text, error)
+                f"invalid YAML: {_problem(error)}{_unquoted_parameter(text, error)}", _mark_position(text, error)
             ) from None
         finally:
             loader.dispose()

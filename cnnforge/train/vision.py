@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from .. import images
+from ..extras import install_hint
 from .data import Data, DataError, Split, TensorSplit, loader, shards, stratified_split
 
 GIB = 2**30
@@ -37,7 +38,7 @@ def _torchvision(name: str) -> ModuleType:
         import torchvision.transforms
     except ImportError as error:
         raise DataError(
-            f"data.name={name} needs torchvision, in the vision extra: pip install 'cnnforge[vision]' ({error})"
+            f"data.name={name} needs torchvision, in the vision extra: {install_hint('vision')} ({error})"
         ) from None
     return torchvision
 

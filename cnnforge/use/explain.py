@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..extras import install_hint
 from ..files import Writer, write_new
 from ..layers.registry import suggest
 from .command import UsageError, count_option, device_option, flag_option, read_image, split_args
@@ -75,7 +76,7 @@ def grad_cam() -> ModuleType:
     try:
         import pytorch_grad_cam
     except ImportError as error:
-        raise UsageError(f"needs the explain extra (pip install 'cnnforge[explain]'): {error}") from None
+        raise UsageError(f"needs the explain extra: {install_hint('explain')} ({error})") from None
     return pytorch_grad_cam
 
 
