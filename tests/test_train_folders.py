@@ -93,3 +93,14 @@ def test_a_refused_run_leaves_nothing(work: Path, overrides: tuple[str, ...]) ->
     assert "Traceback" not in run.output
     assert run_dirs(work) == []
     assert not (work / "outputs").exists() or not any((work / "outputs").rglob("*"))
+
+
+def test_paths_with_equals_signs_and_spaces_are_paths(work: Path) -> None:
+    """A sweep's job folder holds '=' (1_lr=0.01): its checkpoint is named as written, and so is a folder with
+    spaces; Hydra's grammar alone would refuse both."""
+    first = train(*TINY, "hydra.run.dir=runs/1_lr=0.01 b")
+    assert first.code == 0, first.output
+    assert (work / "runs" / "1_lr=0.01 b" / "last.pt").exists()
+    resumed = train(*TINY, "trainer.epochs=2", "trainer.resume=runs/1_lr=0.01 b/last.pt", "hydra.run.dir=runs/2")
+    assert resumed.code == 0, resumed.output
+    assert "resumed from runs/1_lr=0.01 b/last.pt at epoch 2, step 0" in resumed.output

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..compiler import Compiled, check_file
 from . import archs, resume, sweep
-from .settings import REPLACE, VERSION_BASE
+from .settings import REPLACE, VERSION_BASE, quote_paths
 
 if TYPE_CHECKING:
     from .distributed import Processes
@@ -361,6 +361,7 @@ def main(argv: list[str]) -> int:
     if problem := _reused_folder(argv):
         print(problem, file=sys.stderr)
         return 1
+    argv = quote_paths(argv)
     if "--help" in argv or "-h" in argv:  # the specs arch= can name here, then Hydra's own help
         print(archs.listing())
         register_archs([f"arch={name}" for name in archs.local()])  # listed in Hydra's arch group too

@@ -364,12 +364,30 @@ def compose(overrides: list[str]) -> DictConfig:
     from hydra import initialize_config_module
 
     with initialize_config_module("cnnforge.conf", **VERSION_BASE):
-        return hydra_compose("config", overrides=overrides)
+        return hydra_compose("config", overrides=quote_paths(overrides))
+
+
+PATH_KEYS = ("trainer.resume", "data.root", "hydra.run.dir", "hydra.sweep.dir")  # their values are paths
+
+
+def quote_paths(overrides: list[str]) -> list[str]:
+    """Overrides with a path value that Hydra's grammar would not read as written (a sweep's job folder such as
+    `1_lr=0.01` holds '=', a folder may hold spaces) quoted for Hydra, so `trainer.resume=sweep/1_lr=0.01/last.pt`
+    means that file. A value already quoted, or with a comma (a sweep over paths), is left as it is."""
+    quoted = []
+    for override in overrides:
+        key, eq, value = override.partition("=")
+        if eq and key.lstrip("+") in PATH_KEYS and value[:1] not in ("'", '"') and "," not in value:
+            if "=" in value or any(c.isspace() for c in value) or "'" in value:
+                escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+                override = f'{key}="{escaped}"'
+        quoted.append(override)
+    return quoted
 
 
 def parse_overrides(overrides: list[str]) -> Iterator[tuple[str, Any]]:
     """KEY=VALUE command-line overrides as Hydra's grammar reads them (so `0.5` is a number, `false` a bool)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    for override in OverridesParser.create().parse_overrides(overrides):
+    for override in OverridesParser.create().parse_overrides(quote_paths(overrides)):
         yield override.key_or_group, override.value()
