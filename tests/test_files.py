@@ -163,13 +163,31 @@ def test_checkpoint_into_a_full_disk_during_training(tmp_path: Path, monkeypatch
     from train_helpers import app_folder, train, write_spec
 
     write_spec(tmp_path)
-    monkeypatch.setattr(os, "fsync", _no_space)
+    fsync = os.fsync
+
+    def no_space_for_checkpoints(fd: int) -> None:  # the run's summary and config are written first
+        (_no_space if ".pt." in os.readlink(f"/proc/self/fd/{fd}") else fsync)(fd)
+
+    monkeypatch.setattr(os, "fsync", no_space_for_checkpoints)
     with app_folder(tmp_path):
         run = train("arch=tiny.yaml", "data=synthetic", "trainer.epochs=1", "data.train_size=64", "data.val_size=32")
     assert run.code == 1, run.output
     assert f"{run.folder / 'last.pt'}: cannot write: No space left on device" in run.output
     assert "Traceback" not in run.output
     assert not list(run.folder.glob(".*.tmp"))
+
+
+def test_a_run_folder_without_space_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    from train_helpers import app_folder, train, write_spec
+
+    write_spec(tmp_path)
+    monkeypatch.setattr(os, "fsync", _no_space)
+    with app_folder(tmp_path):
+        run = train("arch=tiny.yaml", "data=synthetic", "trainer.epochs=1", "data.train_size=64", "data.val_size=32")
+    assert run.code == 1, run.output
+    assert "summary.txt: cannot write: No space left on device" in run.output
+    assert "Traceback" not in run.output
+    assert run.folders == []  # refused before training: nothing is left that looks like a run
 
 
 def test_a_file_size_limit_is_one_line(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
     import torch
 
     from ..builder import build
-    from ..files import WriteError
+    from ..files import WriteError, replace
     from ..summary import as_table
     from .data import DataError
     from .loop import DeviceError, Interrupted, NonFiniteLoss, Trainer, pick_device
@@ -163,8 +163,12 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
         )
     summary = as_table(compiled)
     if procs.main:
-        (run_dir / "summary.txt").write_text(summary + "\n")
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+        texts = {"summary.txt": summary + "\n", "config.yaml": OmegaConf.to_yaml(config, resolve=True)}
+        try:
+            for name, text in texts.items():
+                replace(run_dir / name, lambda file, text=text: file.write(text.encode()))
+        except WriteError as error:
+            raise RunError(str(error)) from None
     log.info("run folder: %s", run_dir)
     log.info("model:\n%s", summary)
     where = str(device) if procs.world == 1 else f"{procs.world} processes ({device.type})"
