@@ -95,7 +95,7 @@ def _channels_last(spec: SpecBase) -> tuple[Shape, tuple[int, str, int]] | None:
     if found is None or not w < min(c, h) or found[1].first_axis() != w:
         return None
     index, layer = found
-    written, guessed = compile_spec(spec, guess=False), compile_spec(spec.model_copy(update={"input": guess}))
+    written, guessed = (compile_spec(s, guess=False) for s in (spec, spec.model_copy(update={"input": guess})))
     if any(d.layer_index == index for d in guessed.diagnostics if d.severity == "error"):
         return None
     if _errors(guessed) >= _errors(written):
