@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from ..train.data import Split
 from ..train.data import load as load_data
 from ..train.loop import evaluate
-from .command import UsageError, count_option, device_option, split_args
+from .command import UsageError, choice_option, count_option, device_option, split_args
 from .model import Trained, load
 
 USAGE = (
@@ -26,9 +26,7 @@ def command(argv: list[str]) -> int:
     options, rest = split_args(argv, ("ckpt", "data", "split", "device", "batch_size"), USAGE)
     if "ckpt" not in options or len(rest) > 1:
         raise UsageError(USAGE)
-    split_name = options.get("split", "val")
-    if split_name not in SPLITS:
-        raise UsageError(f"split={split_name}: needs val, train or test\n{USAGE}")
+    split_name = choice_option(options, "split", SPLITS, USAGE)
     overrides = [f"{k}={v}" for k, v in options.items() if k.split(".")[0] == "data"]
     if rest and (overrides or "split" in options):
         raise UsageError(f"{rest[0]}: a folder is evaluated whole, without data or split options\n{USAGE}")
@@ -90,7 +88,7 @@ def _other_classes(found: list[str], trained: Trained) -> str:
     )
     return (
         f"has classes {found}, but {trained.name} was trained on {trained.state['data']['name']} with "
-        f"classes {trained.classes}{differ if only_data or only_model else ''}"
+        f"classes {trained.classes}{differ}"
     )
 
 
