@@ -380,7 +380,8 @@ def _reused_folder(argv: list[str]) -> str | None:
     its own files there. (Folders named with interpolations are checked by `run` once they are known.)"""
     options = dict(arg.partition("=")[::2] for arg in argv if "=" in arg)
     sweeping = "-m" in argv or "--multirun" in argv
-    folder = options.get("hydra.sweep.dir" if sweeping else "hydra.run.dir")
+    key = "hydra.sweep.dir" if sweeping else "hydra.run.dir"
+    folder = options.get(key)
     if not folder or "${" in folder:
         return None
     found = "multirun.yaml" if sweeping and (Path(folder) / "multirun.yaml").exists() else None
@@ -388,7 +389,6 @@ def _reused_folder(argv: list[str]) -> str | None:
     found = found or (None if sweeping or options.get("trainer.resume") else _exists(Path(folder) / ".hydra"))
     if not found:
         return None
-    key = "hydra.sweep.dir" if sweeping else "hydra.run.dir"
     return (
         f"{key}={folder}: this folder already holds a run ({found}); give a new folder (by default each run gets "
         "one of its own), or trainer.resume=<its checkpoint> to continue that run there"
