@@ -373,3 +373,15 @@ def test_evaluate_reports_a_bad_checkpoint(bad_checkpoints: dict[str, Path], kin
     assert out == ""
     (line,) = err.splitlines()
     assert line.startswith(f"cnnforge evaluate: error: {path}: not a readable checkpoint")
+
+
+def test_a_run_resumed_into_a_new_folder_holds_the_best_so_far(folder: Path, reference: Run) -> None:
+    """With a learning rate too small to improve anything, the resumed epoch is not the best: best.pt is the
+    continued run's, carried over, and stays the best of the whole history."""
+    resumed = train(*OVERRIDES, "trainer.epochs=3", "optim.lr=1e-12", f"trainer.resume={reference.folder / 'last.pt'}")
+    assert resumed.code == 0, resumed.output
+    best = checkpoint.load(resumed.folder / "best.pt")
+    history = [float(row["val_acc"]) for row in resumed.rows()]
+    assert best["progress"]["best"] == pytest.approx(max(history))
+    assert (resumed.folder / "best.pt").read_bytes() == (reference.folder / "best.pt").read_bytes()
+    assert "best.pt: the best so far of the run it continues" in resumed.output

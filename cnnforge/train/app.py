@@ -167,6 +167,9 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
         try:
             for name, text in texts.items():
                 replace(run_dir / name, lambda file, text=text: file.write(text.encode()))
+            carried = resumed is not None and config.trainer.checkpoint.best
+            if carried and (line := resume.carry_best(config, run_dir, resumed)):
+                log.info(line)
         except WriteError as error:
             raise RunError(str(error)) from None
     log.info("run folder: %s", run_dir)

@@ -5,6 +5,7 @@ refused in one line naming the key, before the run folder gets a file."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -84,3 +85,25 @@ def check_weights(state: dict[str, Any], meta: dict[str, Any], model: Any, confi
 
 def _show(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def carry_best(config: DictConfig, run_dir: Path, state: dict[str, Any]) -> str | None:
+    """A run resumed into a new folder starts it with the best.pt of the run it continues (found beside the
+    checkpoint, and of the same history), so the folder holds the best weights of the whole run; an epoch that
+    beats them replaces them as usual. Returns the line that says so, or why it could not."""
+    from ..files import replace
+    from . import checkpoint
+
+    source, target = Path(config.trainer.resume).parent / "best.pt", run_dir / "best.pt"
+    if target.exists() or source.resolve() == target.resolve():
+        return None
+    try:
+        best = checkpoint.load(source)
+    except checkpoint.CheckpointError:
+        return f"no best.pt beside {config.trainer.resume}: this run's best.pt comes with its first epoch that improves"
+    accuracy = best.get("progress", {}).get("best")
+    if accuracy != state["progress"].get("best") or best.get("spec", {}).get("text") != state["spec"]["text"]:
+        return f"{source} is not the best of this checkpoint's run: an epoch that improves writes this run's best.pt"
+    data = source.read_bytes()
+    replace(target, lambda file: file.write(data))
+    return f"best.pt: the best so far of the run it continues (validation accuracy {accuracy:.4f}), from {source}"
