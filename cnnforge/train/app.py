@@ -365,24 +365,23 @@ def main(argv: list[str]) -> int:
         extra = hydra_overrides(processes())
     except LaunchError:
         extra = []
-    if problem := _reused_folder(argv):
+    sweeping = "-m" in argv or "--multirun" in argv
+    if problem := _reused_folder(argv, sweeping):
         print(problem, file=sys.stderr)
         return 1
     argv = quote_paths(argv)
     if "--help" in argv or "-h" in argv:  # the specs arch= can name here, then Hydra's own help
         print(archs.listing())
         register_archs([f"arch={name}" for name in archs.local()])  # listed in Hydra's arch group too
-    sweeping = "-m" in argv or "--multirun" in argv
     sys.argv = ["cnnforge train", *register_archs(argv), *extra, *(sweep.exclude_unswept(argv) if sweeping else [])]
     train()
     return 0
 
 
-def _reused_folder(argv: list[str]) -> str | None:
+def _reused_folder(argv: list[str], sweeping: bool) -> str | None:
     """A run or sweep folder given on the command line that already holds a run, said before Hydra writes
     its own files there. (Folders named with interpolations are checked by `run` once they are known.)"""
     options = dict(arg.partition("=")[::2] for arg in argv if "=" in arg)
-    sweeping = "-m" in argv or "--multirun" in argv
     key = "hydra.sweep.dir" if sweeping else "hydra.run.dir"
     folder = options.get(key)
     if not folder or "${" in folder:
