@@ -1,4 +1,5 @@
-"""The builder: a compiled spec becomes a torch.nn.Sequential whose submodules carry the layer names."""
+"""The builder: a compiled spec becomes a torch module tree whose submodules carry the spec's names and paths
+(`layer1.0.conv1`), with parameters in the order of the file."""
 
 from __future__ import annotations
 
@@ -7,15 +8,36 @@ from collections import OrderedDict
 from torch import nn
 
 from .compiler import Compiled
+from .modules import Graph, Step
+from .spec.graph import Entry, Group, Leaf, Merge
 
 
-def build(compiled: Compiled) -> nn.Sequential:
-    """A torch module computing the spec; raises SpecError if the spec has errors.
+def build(compiled: Compiled) -> nn.Module:
+    """A torch module computing the spec; raises SpecError if the spec has errors. A plain sequence of layers
+    (groups included) is an nn.Sequential; a group with branches is a Graph.
 
     >>> build(compile_file("architectures/lenet.yaml")).conv0  # doctest: +SKIP
     Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1))
     """
     compiled.raise_for_errors()
-    return nn.Sequential(
-        OrderedDict((layer.name, layer.layer.module(layer.input)) for layer in compiled.layers)  # type: ignore[arg-type]
-    )
+    inputs = {layer.path: layer.input for layer in compiled.layers}
+    return _group(compiled.spec.layers, inputs)  # type: ignore[union-attr]
+
+
+def _group(entries: list[Entry], inputs: dict) -> nn.Module:
+    children: OrderedDict[str, nn.Module] = OrderedDict()
+
+    def step(entry: Entry) -> Step:
+        if isinstance(entry, Leaf):
+            children[entry.name] = entry.layer.module(inputs[entry.dotted])
+            return entry.name
+        if isinstance(entry, Group):
+            children[entry.name] = _group(entry.entries, inputs)
+            return entry.name
+        assert isinstance(entry, Merge)
+        return entry.op, tuple(tuple(step(e) for e in branch) for _, branch in entry.branches)
+
+    program = tuple(step(entry) for entry in entries)
+    if all(isinstance(s, str) for s in program):
+        return nn.Sequential(children)
+    return Graph(children, program)

@@ -20,11 +20,14 @@ class Diagnostic:
     layer_index: int | None = None
     layer_name: str | None = None
     layer_type: str | None = None
+    layer_path: str | None = None  # the node's module path, e.g. "layer2.0.conv2", inside blocks and repeats
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}:{self.column}"
         layer = ""
-        if self.layer_type is not None:
+        if self.layer_path is not None and self.layer_path != self.layer_name:  # inside a group
+            layer = f"layer '{self.layer_path}' ({self.layer_type}): "
+        elif self.layer_type is not None:
             layer = f"layer {self.layer_index} '{self.layer_name}' ({self.layer_type}): "
         elif self.layer_index is not None:
             layer = f"layer {self.layer_index}: "

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYS = {"file", "line", "column", "severity", "layer_index", "layer_name", "layer_type", "message"}
+KEYS = {"layer_path", "file", "line", "column", "severity", "layer_index", "layer_name", "layer_type", "message"}
 
 
 def check_json(*args: str, cwd: Path) -> tuple[int, dict]:

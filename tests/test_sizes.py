@@ -106,7 +106,7 @@ def test_shipped_specs_agree(name: str) -> None:
     loaded = read(ROOT / "architectures" / f"{name}.yaml")
     answer = find(loaded.spec)
     spec = {"name": name, "input": list(loaded.spec.input), "layers": []}
-    spec["layers"] = [layer.model_dump(exclude_defaults=True) | {"type": layer.kind} for layer in loaded.spec.layers]
+    spec["layers"] = [leaf.layer.model_dump(exclude_defaults=True) | {"type": leaf.kind} for leaf in loaded.spec.layers]
     for h, w in tried_sizes(answer):
         claimed = accepted(answer, h, w)
         assert run(resized(spec, h, w), "meta").ok == claimed, (h, w)

@@ -27,18 +27,19 @@ def plural(n: int, word: str) -> str:
 
 
 class Checks:
-    """Collects one layer's problems; `field` names the key a problem belongs to, if any."""
+    """Collects one layer's problems; `field` names the key a problem belongs to, if any (a tuple for a key
+    inside another, such as ("branches", "shortcut"))."""
 
     def __init__(self) -> None:
-        self.found: list[tuple[str, str, str | None]] = []  # (severity, message, field)
+        self.found: list[tuple[str, str, str | tuple | None]] = []  # (severity, message, field)
 
-    def error(self, message: str, field: str | None = None) -> None:
+    def error(self, message: str, field: str | tuple | None = None) -> None:
         self.found.append(("error", message, field))
 
-    def warning(self, message: str, field: str | None = None) -> None:
+    def warning(self, message: str, field: str | tuple | None = None) -> None:
         self.found.append(("warning", message, field))
 
-    def require(self, condition: bool, message: Callable[[], str], field: str | None = None) -> bool:
+    def require(self, condition: bool, message: Callable[[], str], field: str | tuple | None = None) -> bool:
         """Record an error built by `message()` unless `condition` holds; return `condition`."""
         if not condition:
             self.error(message(), field)

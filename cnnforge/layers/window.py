@@ -158,11 +158,13 @@ def slide(x: Shape, hw: tuple[Window, Window], checks: Checks) -> tuple[int, int
         if any(w.dilation > 1 for w in hw):
             cause = f"stride {show([w.stride for w in hw])} and dilation {show([w.dilation for w in hw])} leave"
         checks.warning(
-            f"{cause} the last {plural(rows, 'row')} and "
-            f"{plural(cols, 'column')} of the input {show(x)} unread; torch drops them silently",
+            f"{cause} the last {plural(rows, 'row')} and {plural(cols, 'column')} of the input {show(x)}{UNREAD}",
             "stride",
         )
     return out
+
+
+UNREAD = " unread; torch drops them silently"
 
 
 def _fixes(sizes: tuple[int, int], hw: tuple[Window, Window]) -> str:

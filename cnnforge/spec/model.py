@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Union
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
-from ..layers import LAYERS, Layer
+from ..layers import LAYERS
 from ..layers.fields import Ints
 
 
@@ -24,8 +24,12 @@ class SpecBase(BaseModel):
     """Parameters with their defaults, used anywhere as `${name}` and settable from outside the file
     (e.g. `params: {classes: 1000}` and `shape: [4096, '${classes}']`)."""
     input: Ints("C", "H", "W", description="One input sample: [C, H, W], positive integers.")
-    layers: list[Layer]
-    """The layers, applied in order."""
+    blocks: dict[str, Any] | None = None
+    """Reusable blocks: each with its `params` (and their defaults) and its `layers`, used as a layer whose
+    `type` is the block's name."""
+    layers: Annotated[list[Any], Field(min_length=1)]
+    """The layers, applied in order. Once read, the entries of the unrolled graph (spec.graph's Leaf, Merge,
+    Group)."""
 
 
 @lru_cache(maxsize=8)
@@ -38,6 +42,17 @@ def _model(kinds: tuple[str, ...]) -> type[SpecBase]:
         __doc__=SpecBase.__doc__,
         layers=(Annotated[list[item], Field(min_length=1, description="The layers, applied in order.")], ...),
     )
+
+
+@lru_cache(maxsize=8)
+def _adapter(kinds: tuple[str, ...]) -> TypeAdapter:
+    union = Union[tuple(LAYERS[k] for k in kinds)] if len(kinds) > 1 else LAYERS[kinds[0]]  # noqa: UP007 (built at run time)
+    return TypeAdapter(Annotated[union, Field(discriminator="type")])
+
+
+def layer_adapter() -> TypeAdapter:
+    """Validates one layer of any kind registered now (custom kinds included)."""
+    return _adapter(tuple(LAYERS))
 
 
 def spec_model() -> type[SpecBase]:

@@ -15,6 +15,7 @@ REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 # A parameter stands for a number, true/false or one of a field's words (padding: same), never for these.
 STRUCTURAL = frozenset({"type", "name", "description"})
 Value = int | float | bool | str
+GRAPH = frozenset({"params", "layers", "blocks"})  # top-level keys whose parameters substitute() leaves alone
 
 
 class ParamError(Exception):
@@ -30,11 +31,12 @@ def declared(data: Any) -> dict[str, Any]:
 
 
 def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> Source:
-    """A copy of `source` with every `${name}` replaced by the bound value, else the declared default.
+    """A copy of `source` with every `${name}` outside the layers and blocks replaced by the bound value, else
+    the declared default; the layers' are the Expander's, which knows blocks and repetitions.
 
     >>> from .source import parse
-    >>> substitute(parse("params: {n: 10}\\nlayers: [{shape: [84, '${n}']}]"), {"n": 2}).data["layers"]
-    [{'shape': [84, 2]}]
+    >>> substitute(parse("params: {n: 10}\\ninput: [1, '${n}', 8]"), {"n": 2}).data["input"]
+    [1, 2, 8]
     """
     params = declared(source.data)
     for name, value in params.items():
@@ -49,8 +51,8 @@ def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> S
     values = {**params, **(bindings or {})}
 
     def replace(value: Any, path: Path) -> Any:
-        if isinstance(value, dict):
-            return {k: replace(v, (*path, k)) if path or k != "params" else v for k, v in value.items()}
+        if isinstance(value, dict):  # the layers and blocks are the graph's to read: spec.graph.Expander
+            return {k: replace(v, (*path, k)) if path or k not in GRAPH else v for k, v in value.items()}
         if isinstance(value, list):
             return [replace(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and (match := REFERENCE.match(value)):

@@ -7,17 +7,17 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, has_errors
 from ..layers import LAYERS, suggest
 from ..layers.fields import _found
 from ..layers.foreign import key_hint, type_hint
 from ..layers.registry import closest
-from .model import SpecBase, spec_model
-from .params import ParamError, Value, substitute
+from .graph import Expander, Leaf, leaves, note
+from .model import SpecBase, layer_adapter
+from .params import ParamError, Value, declared, substitute
 from .source import MAX_BYTES, Source, SourceError, parse
 
 MAX_REPORTED = 50  # schema errors listed per file; the rest are counted
@@ -86,39 +86,69 @@ def validate(source: Source, file: str = "<spec>", bindings: Mapping[str, Value]
         loaded.diagnostics.append(Diagnostic(file, message, line=line, column=column))
         return loaded
     try:
-        loaded.spec = spec_model().model_validate(source.data)
+        top = SpecBase.model_validate(source.data)
     except ValidationError as error:
+        top = None
         problems = error.errors(include_url=False, include_context=False)
-        replaced = {(p["loc"][:3], key) for p in problems if (key := _stands_for(p))}
-        problems = [p for p in problems if not (p["type"] == "missing" and (p["loc"][:3], p["loc"][-1]) in replaced)]
-        loaded.diagnostics += [_diagnostic(p, source, file) for p in problems[:MAX_REPORTED]]
-        if len(problems) > MAX_REPORTED:
-            loaded.diagnostics.append(Diagnostic(file, f"{len(problems) - MAX_REPORTED} more errors not shown"))
+        loaded.diagnostics += [_diagnostic(p, source, file) for p in problems]
+    expander = Expander(source, file, {**declared(source.data), **(bindings or {})})
+    entries = expander.expand(source.data, frozenset(LAYERS))
+    loaded.diagnostics += expander.diagnostics
+    problems_left = MAX_REPORTED - len(loaded.diagnostics)
+    for leaf in leaves(entries):
+        found = _validate_leaf(leaf, source, file)
+        loaded.diagnostics += found[: max(problems_left, 0)]
+        problems_left -= len(found)
+    if problems_left < 0:
+        loaded.diagnostics.append(Diagnostic(file, f"{-problems_left} more errors not shown"))
+    if top is not None and not has_errors(loaded.diagnostics):
+        if not entries:
+            line, column = source.where(("layers",)) or (None, None)
+            message = "no layers are left: every one has `when` false"
+            loaded.diagnostics.append(Diagnostic(file, message, line=line, column=column))
+        else:
+            loaded.spec = top.model_copy(update={"layers": entries})
     return loaded
 
 
-def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
+def _validate_leaf(leaf: Leaf, source: Source, file: str) -> list[Diagnostic]:
+    """Validate one layer's keys as its kind's model, setting `leaf.layer`; the problems, positioned."""
+    try:
+        leaf.layer = layer_adapter().validate_python(leaf.data)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_context=False)
+        replaced = {key for p in problems if (key := _stands_for(p))}
+        problems = [p for p in problems if not (p["type"] == "missing" and p["loc"][-1] in replaced)]
+        return [_leaf_diagnostic(p, leaf, source, file) for p in problems]
+    leaf.name = leaf.name or f"{leaf.layer.kind}{leaf.index}"
+    return []
+
+
+def _leaf_diagnostic(problem: dict, leaf: Leaf, source: Source, file: str) -> Diagnostic:
     loc = list(problem["loc"])
-    layer: dict[str, Any] = {}
-    fields = SpecBase.model_fields
-    if len(loc) >= 2 and loc[0] == "layers" and isinstance(loc[1], int):
-        raw = source.data["layers"][loc[1]]
-        kind = raw.get("type") if isinstance(raw, dict) else None
-        kind = kind if isinstance(kind, str) and len(kind) <= 40 else None
-        if len(loc) >= 3 and loc[2] == kind:
-            del loc[2]  # pydantic puts the union's tag in the location
-        if problem["type"] == "union_tag_invalid":
-            loc.append("type")  # point at the unknown type, not at the layer
-        name = raw.get("name") if isinstance(raw, dict) else None
-        name = name if isinstance(name, str) and len(name) <= 64 else f"{kind}{loc[1]}"
-        layer = {"layer_index": loc[1], "layer_name": name if kind else None, "layer_type": kind}
-        fields = LAYERS[kind].model_fields if kind in LAYERS else {}
-        key = loc[2:]
-    else:
-        key, kind = loc, None
+    raw = leaf.data if isinstance(leaf.data, dict) else {}
+    kind = raw.get("type")
+    kind = kind if isinstance(kind, str) and len(kind) <= 40 else None
+    if loc and loc[0] == kind:
+        del loc[0]  # pydantic puts the union's tag in the location
+    if problem["type"] == "union_tag_invalid":
+        loc.append("type")  # point at the unknown type, not at the layer
+    name = raw.get("name")
+    name = name if isinstance(name, str) and len(name) <= 64 else f"{kind}{leaf.index}"
+    fields = LAYERS[kind].model_fields if kind in LAYERS else {}
+    where = (*leaf.keys[loc[0]], *loc[1:]) if loc and loc[0] in leaf.keys else (*leaf.where, *loc)
+    line, column = source.where(where) or (None, None)
+    message = _message(problem, loc, fields, kind) + source.note(where) + note(leaf.uses, source)
+    path = ".".join((*leaf.path[:-1], name)) if kind else None
+    return Diagnostic(file, message, "error", line, column, leaf.index, name if kind else None, kind, path)
+
+
+def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
+    """A problem with the top-level keys (name, input, params...)."""
+    loc = list(problem["loc"])
     line, column = source.where(tuple(loc)) or (None, None)
-    message = _message(problem, key, fields, kind) + source.note(tuple(loc))
-    return Diagnostic(file, message, line=line, column=column, **layer)
+    message = _message(problem, loc, SpecBase.model_fields, None) + source.note(tuple(loc))
+    return Diagnostic(file, message, line=line, column=column)
 
 
 def _message(problem: dict, key: list, fields: dict, layer: str | None) -> str:
@@ -156,9 +186,9 @@ def _stands_for(problem: dict) -> str | None:
     """The key an unknown key of a layer stands for (`filters` for conv's `shape`, `strid` for `stride`), if any:
     that key's absence is no second error."""
     loc = problem["loc"]
-    if problem["type"] != "extra_forbidden" or len(loc) != 4 or loc[0] != "layers" or loc[2] not in LAYERS:
+    if problem["type"] != "extra_forbidden" or len(loc) != 2 or loc[0] not in LAYERS:
         return None
-    kind, key = loc[2], str(loc[3])
+    kind, key = loc[0], str(loc[1])
     if found := key_hint(kind, key):
         return found[0]
     return closest(key, [f for f in LAYERS[kind].model_fields if f != "type"])

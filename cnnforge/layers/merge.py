@@ -1,0 +1,154 @@
+"""Where branches meet: their outputs summed, concatenated along the channels, or multiplied element-wise.
+Each takes the shapes of its branches, in the order of the file, and says what is wrong in their terms."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import ClassVar
+
+from .base import Checks, Layer, Shape, plural, show
+from .memory import Kept
+from .receptive import Field, Reach
+
+
+class Merge(Layer):
+    """Branches from one input, brought together; not a `type` of its own list: written as `branches:`."""
+
+    op: ClassVar[str]
+
+    def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
+        raise NotImplementedError
+
+    def merge_field(self, fields: list[Field | None], counts: tuple[int, int]) -> Field | None:
+        """The receptive field of the output positions: each spans what every branch's position spans."""
+        if any(f is None for f in fields):
+            return None
+        rows = _union([f.h for f in fields], counts[0])  # type: ignore[union-attr]
+        columns = _union([f.w for f in fields], counts[1])  # type: ignore[union-attr]
+        return None if rows is None or columns is None else Field(rows, columns)
+
+    def merge_kept(self, shapes: list[Shape], y: Shape, grads: list[bool]) -> list[tuple[int | None, Kept]]:
+        """Tensors kept for the backward pass: (the input's number, or None for a new tensor, and what)."""
+        return []
+
+
+def _union(reaches: list[Reach], count: int) -> Reach | None:
+    """Along one axis, the span of each output position over every branch, when the branches agree on where
+    positions are (same count and step); None otherwise."""
+    if any(r.start is None or r.count != count for r in reaches) or len({r.jump for r in reaches}) != 1:
+        return None
+    start = min(r.start for r in reaches)  # type: ignore[type-var]
+    end = max(r.start + r.size for r in reaches)  # type: ignore[operator]
+    return Reach(end - start, reaches[0].jump, start, count)
+
+
+def _broadcast(shapes: list[tuple[str, Shape]]) -> Shape | None:
+    """The shape torch broadcasts same-rank shapes to (each axis equal, or 1 in all but one), or None."""
+    if len({len(s) for _, s in shapes}) != 1:
+        return None
+    out = []
+    for sizes in zip(*(s for _, s in shapes), strict=True):
+        big = {n for n in sizes if n != 1}
+        if len(big) > 1:
+            return None
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
+def _fix(label: str, found: Shape, wanted: Shape) -> str:
+    """What would make a branch giving `found` give `wanted`."""
+    if len(found) != len(wanted):
+        return "one is features and the other a feature map: flatten both or neither"
+    if len(found) == 1:
+        return f"give the {label} a linear layer to {wanted[0]} features"
+    (_, h, w), (c_w, h_w, w_w) = found, wanted
+    if h % h_w == 0 and w % w_w == 0 and h // h_w == w // w_w:
+        stride = h // h_w
+        return f"give the {label} a 1x1 conv{f' with stride {stride}' if stride > 1 else ''} to {c_w} channels"
+    return f"the {label} is {_off(h - h_w, 'row')} and {_off(w - w_w, 'column')} off"
+
+
+def _off(difference: int, word: str) -> str:
+    return f"{plural(abs(difference), word)} {'more' if difference > 0 else 'fewer'}" if difference else f"no {word}s"
+
+
+class Add(Merge):
+    """The branches' outputs summed: equal shapes, or shapes torch broadcasts to one."""
+
+    type: str = "add"
+    op = "add"
+
+    def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
+        out = _broadcast(shapes)
+        if out is None:
+            (first, wanted), *rest = shapes
+            label, found = next((lb, s) for lb, s in rest if _broadcast([(first, wanted), (lb, s)]) is None)
+            checks.error(
+                f"the {first} gives {show(wanted)}, the {label} {show(found)}: {_fix(label, found, wanted)}",
+                ("branches", label),
+            )
+        return out
+
+
+class Multiply(Merge):
+    """The branches' outputs multiplied element-wise, as a gate scales its input: shapes torch broadcasts."""
+
+    type: str = "multiply"
+    op = "multiply"
+
+    def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
+        out = _broadcast(shapes)
+        if out is None:
+            described = ", ".join(f"the {label} {show(shape)}" for label, shape in shapes)
+            checks.error(
+                f"{described}: these cannot be multiplied, as each axis must be equal or 1 in all but one "
+                "(a gate gives [C, 1, 1] for a [C, H, W] input)",
+                "branches",
+            )
+        return out
+
+    def merge_kept(self, shapes: list[Shape], y: Shape, grads: list[bool]) -> list[tuple[int | None, Kept]]:
+        """torch multiplies two at a time; each product keeps each factor whose partner needs a gradient."""
+        kept: list[tuple[int | None, Kept]] = []
+        left: tuple[int | None, Shape] = (0, shapes[0])
+        grad = grads[0]
+        for number in range(1, len(shapes)):
+            if grads[number]:
+                kept.append((left[0], Kept("input") if left[0] is not None else Kept.new(prod(left[1]))))
+            if grad:
+                kept.append((number, Kept("input")))
+            product = _broadcast([("", left[1]), ("", shapes[number])]) or shapes[number]
+            left, grad = (None, product), grad or grads[number]
+        return kept
+
+
+class Concat(Merge):
+    """The branches' outputs joined along the channels (or features): every other axis equal."""
+
+    type: str = "concat"
+    op = "concat"
+
+    def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
+        (first, wanted), *rest = shapes
+        for label, found in rest:
+            if len(found) != len(wanted):
+                checks.error(
+                    f"the {first} gives {show(wanted)}, the {label} {show(found)}: "
+                    "features and feature maps cannot be joined; flatten both or neither",
+                    ("branches", label),
+                )
+                return None
+            if found[1:] != wanted[1:]:
+                dh, dw = found[1] - wanted[1], found[2] - wanted[2]
+                checks.error(
+                    f"the {label} gives {show(found)}, {_off(dh, 'row')} and {_off(dw, 'column')} than the "
+                    f"{first} {show(wanted)}: concat joins channels, so rows and columns must agree",
+                    ("branches", label),
+                )
+                return None
+        return (sum(s[0] for _, s in shapes), *wanted[1:])
+
+
+MERGES: dict[str, type[Merge]] = {"add": Add, "concat": Concat, "multiply": Multiply}
+for _kind, _cls in MERGES.items():
+    _cls.kind = _kind

@@ -1,0 +1,252 @@
+"""Expressions inside `${...}`: small integer arithmetic over parameters, parsed here (never `eval`).
+
+    expr    := or
+    or      := and ('or' and)*
+    and     := not ('and' not)*
+    not     := 'not' not | compare
+    compare := sum (('==' | '!=' | '<' | '<=' | '>' | '>=') sum)?
+    sum     := product (('+' | '-') product)*
+    product := unary (('*' | '//' | '%') unary)*
+    unary   := '-' unary | atom
+    atom    := INTEGER | 'true' | 'false' | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
+
+`${name}` alone stands for the parameter's value of any kind (a number, true/false, a word); every other
+expression works on integers (and true/false, from comparisons) and gives one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+MAX_MAGNITUDE = 2**62  # results past this are refused: no network needs them, and they grow without bound
+MAX_NESTING = 32  # parentheses and calls inside each other
+FUNCTIONS: dict[str, Callable[..., int]] = {"min": min, "max": max}
+EXPRESSION = re.compile(r"^\$\{(.*)\}$", re.DOTALL)
+_WORDS = frozenset({"and", "or", "not", "true", "false"})
+_TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|==|!=|<=|>=|[-+*%()<>,]))")
+
+
+class ExprError(Exception):
+    """An expression that cannot be evaluated; `offset` is where in the text between the braces."""
+
+    def __init__(self, message: str, offset: int | None = None):
+        super().__init__(message)
+        self.message, self.offset = message, offset
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and EXPRESSION.match(value) is not None
+
+
+def names(text: str) -> list[str]:
+    """The parameter names an expression reads (function names aside)."""
+    found = []
+    for match in _TOKEN.finditer(text):
+        word = match[2]
+        if word and word not in FUNCTIONS and word not in _WORDS:
+            found.append(word)
+    return found
+
+
+def evaluate(value: str, scope: Mapping[str, Any], describe: Callable[[str], str] | None = None) -> Any:
+    """The value of `${...}` in `scope`; `describe(name)` says which names there are, for an unknown one.
+
+    >>> evaluate("${c0 + i * growth}", {"c0": 64, "i": 2, "growth": 32})
+    128
+    >>> evaluate("${max(1, c // 4)}", {"c": 2})
+    1
+    """
+    match = EXPRESSION.match(value)
+    assert match is not None
+    return _Parser(match[1], scope, describe).parse()
+
+
+class _Parser:
+    def __init__(self, text: str, scope: Mapping[str, Any], describe: Callable[[str], str] | None) -> None:
+        self.text, self.scope, self.describe = text, scope, describe
+        self.tokens: list[tuple[str, int]] = []  # (token, offset)
+        position = 0
+        while position < len(text):
+            match = _TOKEN.match(text, position)
+            if match is None:
+                if not text[position:].strip():
+                    break
+                offset = len(text) - len(text[position:].lstrip())
+                raise ExprError(f"unexpected character {text[offset]!r}", offset)
+            if match.lastindex is None:
+                break
+            self.tokens.append((match[match.lastindex], match.start(match.lastindex)))
+            position = match.end()
+        self.at = 0
+        self.depth = 0
+
+    def parse(self) -> Any:
+        if not self.tokens:
+            raise ExprError("empty expression: write a parameter's name or an integer expression", 0)
+        token = self.tokens[0][0]
+        if len(self.tokens) == 1 and self._name(token) and token not in _WORDS:  # `${name}`: the value as it is
+            return self._lookup(*self.tokens[0])
+        result = self._or()
+        if self.at < len(self.tokens):
+            token, offset = self.tokens[self.at]
+            raise ExprError(f"unexpected {token!r}", offset)
+        return result
+
+    # -- the grammar, one method per rule -------------------------------------------------------------------
+
+    def _or(self) -> Any:
+        left = self._and()
+        while self._take("or"):
+            right = self._and()
+            left = self._truth(left) or self._truth(right)
+        return left
+
+    def _and(self) -> Any:
+        left = self._not()
+        while self._take("and"):
+            right = self._not()
+            left = self._truth(left) and self._truth(right)
+        return left
+
+    def _not(self) -> Any:
+        if self._take("not"):
+            with self._nested(self.tokens[self.at - 1][1]):
+                return not self._truth(self._not())
+        return self._compare()
+
+    def _compare(self) -> Any:
+        left = self._sum()
+        for operator in ("==", "!=", "<=", ">=", "<", ">"):
+            if self._take(operator):
+                offset = self.tokens[self.at - 1][1]
+                right = self._sum()
+                if operator in ("==", "!="):
+                    return (left == right) == (operator == "==")
+                a, b = self._int(left, offset), self._int(right, offset)
+                return {"<=": a <= b, ">=": a >= b, "<": a < b, ">": a > b}[operator]
+        return left
+
+    def _sum(self) -> Any:
+        left = self._product()
+        while self._peek() in ("+", "-"):
+            operator, offset = self.tokens[self.at]
+            self.at += 1
+            a, b = self._int(left, offset), self._int(self._product(), offset)
+            left = self._bound(a + b if operator == "+" else a - b, offset)
+        return left
+
+    def _product(self) -> Any:
+        left = self._unary()
+        while self._peek() in ("*", "//", "%"):
+            operator, offset = self.tokens[self.at]
+            self.at += 1
+            a, b = self._int(left, offset), self._int(self._unary(), offset)
+            if operator != "*" and b == 0:
+                raise ExprError(f"division by zero ({a} {operator} 0)", offset)
+            left = self._bound(a * b if operator == "*" else a // b if operator == "//" else a % b, offset)
+        return left
+
+    def _unary(self) -> Any:
+        if self._peek() == "-":
+            offset = self.tokens[self.at][1]
+            self.at += 1
+            with self._nested(offset):
+                return -self._int(self._unary(), offset)
+        return self._atom()
+
+    def _atom(self) -> Any:
+        if self.at >= len(self.tokens):
+            raise ExprError("the expression ends too early: a number, a name or '(' is missing", len(self.text))
+        token, offset = self.tokens[self.at]
+        self.at += 1
+        if token.isdigit():
+            return self._bound(int(token), offset)
+        if token in ("true", "false"):
+            return token == "true"
+        if token == "(":
+            with self._nested(offset):
+                value = self._or()
+            self._expect(")", "to close the '(' at character " + str(offset + 1))
+            return value
+        if self._name(token):
+            if self._peek() == "(":
+                return self._call(token, offset)
+            return self._lookup(token, offset)
+        raise ExprError(f"unexpected {token!r}: expected a number, a name or '('", offset)
+
+    def _call(self, function: str, offset: int) -> int:
+        if function not in FUNCTIONS:
+            raise ExprError(f"unknown function '{function}' (known: {', '.join(FUNCTIONS)})", offset)
+        self.at += 1  # the '('
+        arguments = []
+        with self._nested(offset):
+            arguments.append(self._int(self._or(), offset))
+            while self._take(","):
+                arguments.append(self._int(self._or(), offset))
+        self._expect(")", f"to close {function}(")
+        if len(arguments) < 2:
+            raise ExprError(f"{function}() takes two or more integers, found {len(arguments)}", offset)
+        return FUNCTIONS[function](arguments)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _lookup(self, name: str, offset: int) -> Any:
+        if name in ("and", "or", "not"):
+            raise ExprError(f"unexpected {name!r}", offset)
+        if name not in self.scope:
+            known = self.describe(name) if self.describe else ", ".join(self.scope) or "none"
+            raise ExprError(f"unknown parameter '{name}' ({known})", offset)
+        return self.scope[name]
+
+    def _int(self, value: Any, offset: int) -> int:
+        if type(value) is not int:
+            found = "true/false" if isinstance(value, bool) else f"{value!r}"
+            raise ExprError(f"arithmetic takes integers, found {found}", offset)
+        return value
+
+    def _truth(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if type(value) is int:
+            return value != 0
+        raise ExprError(f"a condition takes true/false or an integer, found {value!r}", 0)
+
+    def _bound(self, value: int, offset: int) -> int:
+        if abs(value) > MAX_MAGNITUDE:
+            raise ExprError(f"result {str(value)[:20]}{'...' if len(str(value)) > 20 else ''} is too large", offset)
+        return value
+
+    def _name(self, token: str) -> bool:
+        return token[0].isalpha() or token[0] == "_"
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.at][0] if self.at < len(self.tokens) else None
+
+    def _take(self, token: str) -> bool:
+        if self._peek() == token:
+            self.at += 1
+            return True
+        return False
+
+    def _expect(self, token: str, why: str) -> None:
+        if not self._take(token):
+            offset = self.tokens[self.at][1] if self.at < len(self.tokens) else len(self.text)
+            raise ExprError(f"expected '{token}' {why}", offset)
+
+    def _nested(self, offset: int) -> _Depth:
+        return _Depth(self, offset)
+
+
+class _Depth:
+    def __init__(self, parser: _Parser, offset: int) -> None:
+        self.parser, self.offset = parser, offset
+
+    def __enter__(self) -> None:
+        self.parser.depth += 1
+        if self.parser.depth > MAX_NESTING:
+            raise ExprError(f"nested deeper than {MAX_NESTING} levels", self.offset)
+
+    def __exit__(self, *exc: object) -> None:
+        self.parser.depth -= 1
