@@ -197,7 +197,7 @@ class _Parser:
             raise ExprError(f"unexpected {name!r}", offset)
         if name not in self.scope:
             known = self.describe(name) if self.describe else ", ".join(self.scope) or "none"
-            raise ExprError(f"unknown parameter '{name}' ({known})", offset)
+            raise ExprError(f"unknown parameter '{name}' ({known})")  # the name says where
         return self.scope[name]
 
     def _int(self, value: Any, offset: int) -> int:

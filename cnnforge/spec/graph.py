@@ -146,8 +146,8 @@ class Expander:
         self.diagnostics: list[Diagnostic] = []
         self.said: set[tuple[Path, str]] = set()
         self.nodes = 0
-        declared = ", ".join(params) or "none; declare it under params"
-        self.top = _Scope(dict(params), f"declared: {declared}")
+        self.top = _Scope(dict(params), f"declared: {', '.join(params) or 'none; declare it under params'}")
+        self.spec_params = ", ".join(params) or "none"
 
     # -- entry points ---------------------------------------------------------------------------------------
 
@@ -351,7 +351,7 @@ class Expander:
                 raise _Failed
             args[key] = self._value(value, at, scope)
         use = Use(block, where, ".".join(path), tuple(args.items()))
-        what = f"block '{block}' declares: {', '.join(declared) or 'none'}; the spec {self.top.what}"
+        what = f"block '{block}' declares: {', '.join(declared) or 'none'}; the spec: {self.spec_params}"
         inside = _Scope(dict(self.top.values), what, (*scope.uses, use))
         for key, default in declared.items():  # a default may use the parameters before it
             if key in args:

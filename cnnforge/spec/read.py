@@ -7,6 +7,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -95,8 +96,9 @@ def validate(source: Source, file: str = "<spec>", bindings: Mapping[str, Value]
     entries = expander.expand(source.data, frozenset(LAYERS))
     loaded.diagnostics += expander.diagnostics
     problems_left = MAX_REPORTED - len(loaded.diagnostics)
+    said: set[str] = set()
     for leaf in leaves(entries):
-        found = _validate_leaf(leaf, source, file)
+        found = [d for d in _validate_leaf(leaf, source, file, expander.blocks) if _first(d, said)]
         loaded.diagnostics += found[: max(problems_left, 0)]
         problems_left -= len(found)
     if problems_left < 0:
@@ -111,7 +113,16 @@ def validate(source: Source, file: str = "<spec>", bindings: Mapping[str, Value]
     return loaded
 
 
-def _validate_leaf(leaf: Leaf, source: Source, file: str) -> list[Diagnostic]:
+def _first(diagnostic: Diagnostic, said: set[str]) -> bool:
+    """Whether this problem is new: a block's line is said once, however many uses meet it."""
+    text = f"{diagnostic.line}:{diagnostic.column}:{diagnostic.message.split('; in block ')[0]}"
+    if text in said:
+        return False
+    said.add(text)
+    return True
+
+
+def _validate_leaf(leaf: Leaf, source: Source, file: str, blocks: Mapping[str, Any]) -> list[Diagnostic]:
     """Validate one layer's keys as its kind's model, setting `leaf.layer`; the problems, positioned."""
     try:
         leaf.layer = layer_adapter().validate_python(leaf.data)
@@ -119,12 +130,12 @@ def _validate_leaf(leaf: Leaf, source: Source, file: str) -> list[Diagnostic]:
         problems = error.errors(include_url=False, include_context=False)
         replaced = {key for p in problems if (key := _stands_for(p))}
         problems = [p for p in problems if not (p["type"] == "missing" and p["loc"][-1] in replaced)]
-        return [_leaf_diagnostic(p, leaf, source, file) for p in problems]
+        return [_leaf_diagnostic(p, leaf, source, file, blocks) for p in problems]
     leaf.name = leaf.name or f"{leaf.layer.kind}{leaf.index}"
     return []
 
 
-def _leaf_diagnostic(problem: dict, leaf: Leaf, source: Source, file: str) -> Diagnostic:
+def _leaf_diagnostic(problem: dict, leaf: Leaf, source: Source, file: str, blocks: Mapping[str, Any]) -> Diagnostic:
     loc = list(problem["loc"])
     raw = leaf.data if isinstance(leaf.data, dict) else {}
     kind = raw.get("type")
@@ -138,8 +149,8 @@ def _leaf_diagnostic(problem: dict, leaf: Leaf, source: Source, file: str) -> Di
     fields = LAYERS[kind].model_fields if kind in LAYERS else {}
     where = (*leaf.keys[loc[0]], *loc[1:]) if loc and loc[0] in leaf.keys else (*leaf.where, *loc)
     line, column = source.where(where) or (None, None)
-    message = _message(problem, loc, fields, kind) + source.note(where) + note(leaf.uses, source)
-    path = ".".join((*leaf.path[:-1], name)) if kind else None
+    message = _message(problem, loc, fields, kind, blocks) + source.note(where) + note(leaf.uses, source)
+    path = ".".join((*leaf.path[:-1], leaf.path[-1] or name)) if kind else None
     return Diagnostic(file, message, "error", line, column, leaf.index, name if kind else None, kind, path)
 
 
@@ -151,7 +162,7 @@ def _diagnostic(problem: dict, source: Source, file: str) -> Diagnostic:
     return Diagnostic(file, message, line=line, column=column)
 
 
-def _message(problem: dict, key: list, fields: dict, layer: str | None) -> str:
+def _message(problem: dict, key: list, fields: dict, layer: str | None, blocks: Mapping[str, Any] = {}) -> str:
     kind, found = problem["type"], problem.get("input")
     where = _short(".".join(str(k) for k in key))
     if kind == "extra_forbidden":
@@ -168,7 +179,10 @@ def _message(problem: dict, key: list, fields: dict, layer: str | None) -> str:
             return f"'type': expected the name of a layer type, found {_found(tag)}; known types: {known}"
         if hint := type_hint(tag):
             return f"unknown layer type '{_short(tag)}': {hint}"
-        return f"unknown layer type '{_short(tag)}'{suggest(tag, LAYERS)}; known types: {known}"
+        structure = "add, concat, multiply, sequence"
+        blocks_known = f"; blocks: {', '.join(blocks)}" if blocks else ""
+        close = suggest(tag, [*LAYERS, *blocks, *structure.split(", ")])
+        return f"unknown layer type '{_short(tag)}'{close}; known types: {known}; {structure}{blocks_known}"
     if kind == "union_tag_not_found":
         keys = [k for k in found if isinstance(k, str) and len(k) <= 40] if isinstance(found, dict) else []
         typo = next((f"; found '{k}' (did you mean 'type'?)" for k in keys if suggest("type", [k])), "")

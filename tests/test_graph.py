@@ -1,0 +1,277 @@
+"""Graph specs: blocks, repeats, `when`, branches and `${...}` expressions, read and checked with positioned
+errors that name the path through the graph and, inside a block, the use that made it fail."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnforge import check_file
+from cnnforge.spec import read_text
+from cnnforge.spec.expr import ExprError, evaluate
+from cnnforge.spec.graph import MAX_NESTING, MAX_NODES, Group, Leaf, Merge
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def errors(text: str, tmp_path: Path, **bindings: object) -> list[str]:
+    path = tmp_path / "g.yaml"
+    path.write_text(text)
+    return [str(d).replace(f"{path}:", "") for d in check_file(path, bindings or None).diagnostics]
+
+
+# -- expressions -------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def arithmetic(draw: st.DrawFn, depth: int = 0) -> str:
+    """An integer expression over a, b and small numbers, written as Python writes it too."""
+    if depth > 3 or draw(st.booleans()):
+        return draw(st.sampled_from(["a", "b", "7", "0", "12", "1"]))
+    kind = draw(st.sampled_from(["op", "op", "op", "neg", "call", "paren"]))
+    left = draw(arithmetic(depth + 1))
+    if kind == "neg":
+        return f"-{left}"
+    if kind == "paren":
+        return f"({left})"
+    right = draw(arithmetic(depth + 1))
+    if kind == "call":
+        return f"{draw(st.sampled_from(['min', 'max']))}({left}, {right})"
+    return f"{left} {draw(st.sampled_from(['+', '-', '*', '//', '%']))} {right}"
+
+
+@settings(max_examples=400, derandomize=True, database=None)
+@given(arithmetic())
+def test_arithmetic_is_pythons_integer_arithmetic(text: str) -> None:
+    """Python is the oracle: the same text, its precedence, floor division and modulo of negative numbers."""
+    scope = {"a": 5, "b": -3}
+    try:
+        expected = eval(text, {"__builtins__": {}, "min": min, "max": max}, scope)  # the test's oracle only
+    except ZeroDivisionError:
+        with pytest.raises(ExprError, match="division by zero"):
+            evaluate("${" + text + "}", scope)
+        return
+    assert evaluate("${" + text + "}", scope) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("${in != out or stride != 1}", True),
+        ("${not (in < out) and stride >= 1}", False),
+        ("${stride == 2}", False),
+        ("${name}", "same"),  # a name alone keeps its value, whatever it is
+        ("${p}", 0.5),
+    ],
+)
+def test_conditions_and_plain_names(text: str, value: object) -> None:
+    assert evaluate(text, {"in": 64, "out": 128, "stride": 1, "name": "same", "p": 0.5}) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("${a +}", "ends too early"),
+        ("${(a + 1}", "expected ')'"),
+        ("${a ** 2}", "expected a number, a name or '('"),
+        ("${__import__('os')}", "unexpected character"),
+        ("${pow(a, 2)}", "unknown function 'pow' (known: min, max)"),
+        ("${min(a)}", "min() takes two or more integers"),
+        ("${a // (b - b)}", "division by zero"),
+        ("${p * 2}", "arithmetic takes integers, found 0.5"),
+        ("${zz}", "unknown parameter 'zz'"),
+        ("${" + "(" * 40 + "1" + ")" * 40 + "}", "nested deeper than"),
+        ("${" + "-" * 5000 + "1}", "nested deeper than"),
+        ("${" + " * ".join(["99999"] * 20) + "}", "is too large"),
+        ("${}", "empty expression"),
+    ],
+)
+def test_bad_expressions_say_why(text: str, message: str) -> None:
+    with pytest.raises(ExprError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+        evaluate(text, {"a": 5, "b": 3, "p": 0.5})
+
+
+# -- the format ------------------------------------------------------------------------------------------------
+
+RESIDUAL = """\
+name: r
+input: [8, 16, 16]
+blocks:
+  res:
+    params: {c: 8, out: 8, stride: 1}
+    layers:
+      - type: add
+        branches:
+          body:
+            - {type: conv, name: conv1, shape: ['${c}', '${out}', 3, 3], stride: '${stride}', padding: 1}
+            - {type: relu, name: relu1}
+          shortcut:
+            - {type: conv, name: proj, shape: ['${c}', '${out}', 1, 1], stride: '${stride}', when: '${stride > 1}'}
+      - {type: relu, name: relu}
+layers:
+  - {type: res, name: stage, repeat: 3, c: 16, out: 16, first: {c: 8, stride: 2}}
+  - {type: flatten}
+"""
+
+
+def test_repeats_first_and_when_unroll_into_named_groups() -> None:
+    spec = read_text(RESIDUAL).spec
+    assert spec is not None
+    (stage, flatten) = spec.layers
+    assert isinstance(stage, Group) and stage.kind == "repeat" and [g.name for g in stage.entries] == ["0", "1", "2"]
+    first, second = stage.entries[0].entries[0], stage.entries[1].entries[0]
+    assert isinstance(first, Merge) and [label for label, _ in first.branches] == ["body", "shortcut"]
+    assert [leaf.dotted for leaf in first.branches[1][1]] == ["stage.0.proj"]  # stride 2: projected
+    assert first.branches[1][1][0].layer.stride == (2, 2)
+    assert second.branches[1][1] == []  # stride 1: the identity
+    assert isinstance(flatten, Leaf) and flatten.name == "flatten1"
+
+
+def test_compiled_nodes_read_their_inputs(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(RESIDUAL)
+    compiled = check_file(path)
+    assert compiled.ok, compiled.diagnostics
+    nodes = {node.path: node for node in compiled.layers}
+    add = nodes["stage.0.add0"]
+    assert [compiled.layers[i].path for i in add.inputs] == ["stage.0.relu1", "stage.0.proj"]
+    assert nodes["stage.1.add0"].inputs[1] == nodes["stage.0.relu"].index  # the identity shortcut
+    assert nodes["stage.0.conv1"].inputs == (-1,)
+    assert compiled.output == (16 * 8 * 8,)
+    assert [(g.path, g.kind, g.repetitions) for g in compiled.groups[:2]] == [
+        ("stage", "repeat", 3),
+        ("stage.0", "block", None),
+    ]
+
+
+def test_an_error_in_a_block_names_its_line_and_the_use(tmp_path: Path) -> None:
+    text = RESIDUAL.replace("first: {c: 8, stride: 2}", "first: {c: 4, stride: 2}")
+    body, shortcut = errors(text, tmp_path)  # both branches' convs take c=4 channels
+    assert body == (
+        "10:15: error: layer 'stage.0.conv1' (conv): shape says C_i=4 but the incoming tensor has 8 channels "
+        "[8, 16, 16]; in block 'res' used as stage.0 at line 16 (c=4, out=16, stride=2)"
+    )
+    assert shortcut.startswith("13:15: error: layer 'stage.0.proj' (conv): shape says C_i=4")
+
+
+def test_a_problem_met_by_every_use_is_said_once(tmp_path: Path) -> None:
+    text = RESIDUAL.replace("{type: relu, name: relu1}", "{type: batchnorm, name: bn1, channels: 3}")
+    (error,) = errors(text, tmp_path)
+    assert error == (
+        "11:15: error: layer 'stage.0.bn1' (batchnorm): channels=3 but the incoming tensor has 16 channels "
+        "[16, 8, 8]; in block 'res' used as stage.0 at line 16 (c=8, out=16, stride=2) (and 2 more uses of the block)"
+    )
+
+
+def test_a_mismatched_shortcut_says_what_would_fix_it(tmp_path: Path) -> None:
+    text = RESIDUAL.replace("when: '${stride > 1}'", "when: false")
+    (error,) = errors(text, tmp_path)
+    assert error == (  # at the shortcut, the branch that is off
+        "12:11: error: layer 'stage.0.add0' (add): the body gives [16, 8, 8], the shortcut [8, 16, 16]: give the "
+        "shortcut a 1x1 conv with stride 2 to 16 channels; in block 'res' used as stage.0 at line 16 (c=8, out=16, "
+        "stride=2)"
+    )
+
+
+CONCAT = """\
+name: c
+input: [4, 9, 9]
+layers:
+  - type: concat
+    branches:
+      a: [{type: conv, shape: [4, 2, 1, 1]}]
+      b: [{type: conv, shape: [4, 3, 3, 3]}]
+      c: []
+"""
+
+
+def test_a_concat_names_the_branch_that_is_off(tmp_path: Path) -> None:
+    (error,) = errors(CONCAT, tmp_path)
+    assert error == (
+        "7:7: error: layer 0 'concat0' (concat): the b gives [3, 7, 7], 2 rows fewer and 2 columns fewer than "
+        "the a [2, 9, 9]: concat joins channels, so rows and columns must agree"
+    )
+    fixed = CONCAT.replace("[4, 3, 3, 3]}", "[4, 3, 3, 3], padding: 1}")
+    path = tmp_path / "ok.yaml"
+    path.write_text(fixed)
+    assert check_file(path).output == (9, 9, 9)
+
+
+def test_a_gate_that_cannot_broadcast_says_both_shapes(tmp_path: Path) -> None:
+    text = """\
+name: se
+input: [8, 6, 6]
+layers:
+  - type: multiply
+    branches:
+      input: []
+      gate: [{type: adaptive_avgpool, output: 2}, {type: sigmoid}]
+"""
+    (error,) = errors(text, tmp_path)
+    assert "the input [8, 6, 6], the gate [8, 2, 2]: these cannot be multiplied" in error
+
+
+# Line 16 uses the block: `- {type: res, name: stage, repeat: 3, c: 16, ...}`; line 13 is its shortcut's conv.
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("type: res, name", "type: rez, name"),
+            "16:6: error: layer 'stage.0' (rez): unknown layer type 'rez' (did you mean 'res'?)",
+        ),
+        (("c: 16, out: 16,", "cc: 16, out: 16,"), "16:41: error: block 'res' has no parameter 'cc' (did you mean"),
+        (("repeat: 3", "repeat: 0"), "16:30: error: 'repeat': expected an integer >= 1, found 0"),
+        (("stride: 2}", "stride: '${2 // 0}'}"), "16:71: error: division by zero (2 // 0)"),
+        (
+            ("'${stride > 1}'", "'${strid > 1}'"),
+            "13:94: error: unknown parameter 'strid' (block 'res' declares: c, out, stride; the spec: none); "
+            "in block 'res' used as stage.0 at line 16",
+        ),
+        (
+            ("name: proj,", "name: conv1,"),
+            "13:28: error: layer 'stage.0.conv1' (conv): name 'conv1' is already used by layer 1",
+        ),
+    ],
+)
+def test_mistakes_in_graphs_are_positioned(change: tuple[str, str], expected: str, tmp_path: Path) -> None:
+    found = errors(RESIDUAL.replace(*change), tmp_path)
+    assert any(e.startswith(expected) for e in found), found
+
+
+def test_block_names_cannot_be_layer_kinds(tmp_path: Path) -> None:
+    text = "name: x\ninput: [1, 4, 4]\nblocks:\n  conv: {layers: [{type: relu}]}\nlayers: [{type: relu}]\n"
+    assert errors(text, tmp_path) == ["4:3: error: block 'conv' has the name of a layer type; call it something else"]
+
+
+# -- hostile graphs ----------------------------------------------------------------------------------------------
+
+HOSTILE = {
+    "itself": "blocks:\n  a: {layers: [{type: b}]}\n  b: {layers: [{type: a}]}\nlayers: [{type: a}]\n",
+    "huge repeat": "layers: [{type: relu, repeat: 1000000000000}]\n",
+    "nested repeats": "blocks:\n  a: {layers: [{type: relu, repeat: 1000}]}\n  b: {layers: [{type: a, repeat: 1000}]}\n"
+    "layers: [{type: b, repeat: 1000}]\n",
+    "deep": "blocks:\n"
+    + "".join(f"  b{i}: {{layers: [{{type: b{i + 1}}}]}}\n" for i in range(MAX_NESTING + 5))
+    + f"  b{MAX_NESTING + 5}: {{layers: [{{type: relu}}]}}\nlayers: [{{type: b0}}]\n",
+    "huge number": "layers: [{type: conv, shape: [1, '${" + " * ".join(["999999"] * 12) + "}', 1, 1]}]\n",
+    "wide": "blocks:\n  a: {layers: [{type: add, branches: {x: [{type: relu, repeat: 400}], "
+    "y: [{type: relu, repeat: 400}]}}]}\nlayers: [{type: a, repeat: 400}]\n",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_graphs_are_refused_quickly_with_a_position(name: str, tmp_path: Path) -> None:
+    path = tmp_path / "h.yaml"
+    path.write_text("name: h\ninput: [1, 4, 4]\n" + HOSTILE[name])
+    start = time.perf_counter()
+    compiled = check_file(path)
+    elapsed = time.perf_counter() - start
+    assert not compiled.ok
+    assert all(d.line is not None for d in compiled.diagnostics), compiled.diagnostics
+    assert elapsed < 1.0, elapsed
+    said = str(compiled.diagnostics[0])
+    assert any(word in said for word in ("uses itself", f"{MAX_NODES:,}", "nested deeper", "is too large")), said
