@@ -13,7 +13,7 @@ from cnnforge.spec.read import MAX_REPORTED
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = "name: t\ninput: [1, 32, 32]\nlayers:\n"  # layers start on line 4
-KNOWN = ", ".join(sorted(LAYERS))
+KNOWN = ", ".join(sorted([*LAYERS, "add", "concat", "multiply", "sequence"]))
 
 
 def at(text: str, needle: str, nth: int = 0) -> str:

@@ -16,7 +16,7 @@ from ..layers import LAYERS, suggest
 from ..layers.fields import _found
 from ..layers.foreign import key_hint, type_hint
 from ..layers.registry import closest
-from .graph import Expander, Leaf, leaves, note
+from .graph import STRUCTURE, Expander, Leaf, leaves, note
 from .model import SpecBase, layer_adapter
 from .params import ParamError, Value, declared, substitute
 from .source import MAX_BYTES, Source, SourceError, parse
@@ -150,7 +150,8 @@ def _leaf_diagnostic(problem: dict, leaf: Leaf, source: Source, file: str, block
     where = (*leaf.keys[loc[0]], *loc[1:]) if loc and loc[0] in leaf.keys else (*leaf.where, *loc)
     line, column = source.where(where) or (None, None)
     message = _message(problem, loc, fields, kind, blocks) + source.note(where) + note(leaf.uses, source)
-    path = ".".join((*leaf.path[:-1], leaf.path[-1] or name)) if kind else None
+    last = name if leaf.path[-1] in ("", raw.get("name")) else leaf.path[-1]  # a repetition's number stays
+    path = ".".join((*leaf.path[:-1], last)) if kind else None
     return Diagnostic(file, message, "error", line, column, leaf.index, name if kind else None, kind, path)
 
 
@@ -174,19 +175,18 @@ def _message(problem: dict, key: list, fields: dict, layer: str | None, blocks: 
     if kind == "missing":
         return f"missing required key '{where}'"
     if kind == "union_tag_invalid":
-        tag, known = problem["input"].get("type"), ", ".join(sorted(LAYERS))
+        tag, known = problem["input"].get("type"), ", ".join(sorted([*LAYERS, *STRUCTURE]))
         if not isinstance(tag, str):
             return f"'type': expected the name of a layer type, found {_found(tag)}; known types: {known}"
         if hint := type_hint(tag):
             return f"unknown layer type '{_short(tag)}': {hint}"
-        structure = "add, concat, multiply, sequence"
         blocks_known = f"; blocks: {', '.join(blocks)}" if blocks else ""
-        close = suggest(tag, [*LAYERS, *blocks, *structure.split(", ")])
-        return f"unknown layer type '{_short(tag)}'{close}; known types: {known}; {structure}{blocks_known}"
+        close = suggest(tag, [*LAYERS, *STRUCTURE, *blocks])
+        return f"unknown layer type '{_short(tag)}'{close}; known types: {known}{blocks_known}"
     if kind == "union_tag_not_found":
         keys = [k for k in found if isinstance(k, str) and len(k) <= 40] if isinstance(found, dict) else []
         typo = next((f"; found '{k}' (did you mean 'type'?)" for k in keys if suggest("type", [k])), "")
-        return f"missing required key 'type' (one of: {', '.join(sorted(LAYERS))}){typo}"
+        return f"missing required key 'type' (one of: {', '.join(sorted([*LAYERS, *STRUCTURE]))}){typo}"
     if kind in ("model_attributes_type", "model_type", "dict_type"):
         return f"{where + ': ' if where else ''}expected a mapping of keys, found {_found(found)}"
     if kind in ("ints", "pair", "padding", "reserved"):
