@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .expr import ExprError, evaluate, is_expression
 from .source import Path, Source
 
 REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -55,17 +56,18 @@ def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> S
             return {k: replace(v, (*path, k)) if path or k not in GRAPH else v for k, v in value.items()}
         if isinstance(value, list):
             return [replace(v, (*path, i)) for i, v in enumerate(value)]
-        if isinstance(value, str) and (match := REFERENCE.match(value)):
+        if is_expression(value):
             if path[-1] in STRUCTURAL:
                 raise ParamError(
                     f"'{path[-1]}' cannot be a parameter ('{value}'): parameters stand for numbers, true/false "
                     "and words such as padding_mode's, not for a layer's type, a name or the description",
                     path,
                 )
-            if match[1] not in values:
-                known = ", ".join(values) or "none; declare it under params"
-                raise ParamError(f"unknown parameter '{match[1]}' (declared: {known})", path)
-            return values[match[1]]
+            known = f"declared: {', '.join(values) or 'none; declare it under params'}"
+            try:
+                return evaluate(value, values, lambda name: known)
+            except ExprError as error:
+                raise ParamError(error.message, path) from None
         return value
 
     return dataclasses.replace(source, data=replace(source.data, ()))
