@@ -66,6 +66,7 @@ def test_saved_tensors_are_torchs(spec: dict) -> None:
     assert [layer.saved_bytes for layer in analysis.layers] == measured
     assert analysis.saved_bytes == sum(measured)
     assert analysis.param_bytes == 4 * sum(p.numel() for m in ran.modules for p in m.parameters())
+    assert saved_by_torch(list(build(compiled)), spec["input"], 3) == measured  # and cnnforge's modules keep the same
 
 
 @pytest.mark.parametrize(("name", "batch"), [("lenet", 256), ("alexnet", 2), ("alexnet2012", 2)])
