@@ -14,6 +14,7 @@ from torch_oracle import step
 
 POOLS = ("maxpool", "minpool")
 IDENTITIES = ("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "softmax", "lrn")
+IDENTITIES += ("relu6", "hardswish", "hardsigmoid")
 
 
 def _pair(value: int | list[int]) -> tuple[int, int]:

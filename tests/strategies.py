@@ -17,7 +17,10 @@ usually = st.integers(0, 9).map(lambda n: n < 9)  # True nine times in ten; shri
 mostly = st.integers(0, 4).map(lambda n: n < 4)  # True four times in five; shrinks towards True
 sometimes = st.integers(0, 3).map(lambda n: n == 3)  # True one time in four; shrinks towards False
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "softmax")
+ACTIVATIONS = (
+    *("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "softmax"),
+    *("relu6", "hardswish", "hardsigmoid", "identity"),
+)
 POOLS = ("maxpool", "minpool", "avgpool")
 ADAPTIVE = ("adaptive_avgpool", "adaptive_maxpool")
 SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + ("lrn", "batchnorm", "dropout", "activation", "flatten")  # weighted

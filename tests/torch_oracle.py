@@ -93,6 +93,10 @@ MODULES: dict[str, Callable[[dict, torch.Tensor], nn.Module]] = {
     "elu": lambda layer, x: nn.ELU(),
     "leaky_relu": lambda layer, x: nn.LeakyReLU(**_kwargs(layer, {"negative_slope": "negative_slope"})),
     "softmax": lambda layer, x: nn.Softmax(dim=1),
+    "relu6": lambda layer, x: nn.ReLU6(),
+    "hardswish": lambda layer, x: nn.Hardswish(),
+    "hardsigmoid": lambda layer, x: nn.Hardsigmoid(),
+    "identity": lambda layer, x: nn.Identity(),
 }
 
 
