@@ -1,8 +1,16 @@
-"""Torch modules that torch itself does not ship, for layer kinds that need them."""
+"""Torch modules that torch itself does not ship, for layer kinds that need them.
+
+Like torch's own layers, each hands the next layer a view of its input or a new tensor laid out as torch lays out a
+new [N, C, H, W] tensor (contiguous). The memory analysis (cnnforge/analysis.py) relies on it, as what the next layer
+keeps can depend on the layout: flatten copies a channels-last tensor, for one. torchvision's LayerNorm2d and
+ConvNeXt's permuted linear layers hand on their results channels last; these give the same values from the same
+parameters.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -11,3 +19,17 @@ class MinPool2d(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -super().forward(-x)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels at each position of [N, C, H, W], with nn.LayerNorm's parameters (weight [C],
+    bias [C]): torchvision's ConvNeXt LayerNorm2d, which torchvision's weights load into.
+
+    >>> LayerNorm2d(96, eps=1e-6)(torch.rand(2, 96, 56, 56)).shape
+    torch.Size([2, 96, 56, 56])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)  # [N, H, W, C]
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2).contiguous()  # [N, C, H, W]

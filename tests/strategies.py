@@ -23,8 +23,8 @@ ACTIVATIONS = (
 )
 POOLS = ("maxpool", "minpool", "avgpool")
 ADAPTIVE = ("adaptive_avgpool", "adaptive_maxpool")
-SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + ("lrn", "batchnorm", "dropout", "activation", "flatten")  # weighted
-FEATURES = ("linear",) * 3 + ("activation", "dropout", "batchnorm", "flatten")
+SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + ("lrn", "batchnorm", "layernorm", "dropout", "activation", "flatten")
+FEATURES = ("linear",) * 3 + ("activation", "dropout", "batchnorm", "layernorm", "flatten")  # weighted: linear thrice
 KINDS = tuple(dict.fromkeys((*SPATIAL, *FEATURES)))  # each once: what any input may meet
 
 
@@ -118,6 +118,18 @@ def batchnorm(draw: st.DrawFn, x: Shape | None) -> dict:
 
 
 @st.composite
+def layernorm(draw: st.DrawFn, x: Shape | None) -> dict:
+    layer: dict = {"type": "layernorm"}
+    if draw(st.booleans()):
+        layer["channels"] = x[0] if x is not None and draw(mostly) else draw(st.integers(1, 8))
+    if draw(sometimes):
+        layer["eps"] = draw(st.floats(1e-6, 0.1))
+    if draw(sometimes):
+        layer["affine"] = draw(st.booleans())
+    return layer
+
+
+@st.composite
 def lrn(draw: st.DrawFn) -> dict:
     layer: dict = {"type": "lrn", "size": draw(st.integers(1, 6))}
     for key, low, high in (("alpha", 1e-5, 1.0), ("beta", 0.1, 1.0), ("k", 0.5, 3.0)):
@@ -149,7 +161,13 @@ def layer(draw: st.DrawFn, x: Shape | None) -> dict:
         return {"type": "dropout", "p": draw(st.floats(0, 1))} if draw(st.booleans()) else {"type": "dropout"}
     if kind == "flatten":
         return {"type": "flatten"}
-    strategies = {"linear": linear(x), "batchnorm": batchnorm(x), "lrn": lrn(), "activation": activation()}
+    strategies = {
+        "linear": linear(x),
+        "batchnorm": batchnorm(x),
+        "layernorm": layernorm(x),
+        "lrn": lrn(),
+        "activation": activation(),
+    }
     return draw(strategies[kind])
 
 

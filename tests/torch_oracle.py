@@ -25,6 +25,15 @@ class MinPool2d(nn.Module):
         return -F.max_pool2d(-x, **self.pool)
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels at each position, as torchvision's ConvNeXt LayerNorm2d computes it (channels
+    last, F.layer_norm, channels first), handing on a contiguous [N, C, H, W] tensor as every other layer does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2).contiguous()
+
+
 class Stricter(Exception):
     """torch would run this layer, but cnnforge deliberately refuses it."""
 
@@ -73,6 +82,11 @@ def _linear(layer: dict, x: torch.Tensor) -> nn.Module:
     return nn.Linear(*layer["shape"], **_kwargs(layer, {"bias": "bias"}))
 
 
+def _layernorm(layer: dict, x: torch.Tensor) -> nn.Module:
+    norm = LayerNorm2d if x.dim() == 4 else nn.LayerNorm
+    return norm(layer.get("channels") or x.shape[1], layer.get("eps", 1e-5), layer.get("affine", True))
+
+
 MODULES: dict[str, Callable[[dict, torch.Tensor], nn.Module]] = {
     "conv": _conv,
     "maxpool": _maxpool,
@@ -81,6 +95,7 @@ MODULES: dict[str, Callable[[dict, torch.Tensor], nn.Module]] = {
     "adaptive_avgpool": lambda layer, x: nn.AdaptiveAvgPool2d(_pair(layer["output"])),
     "adaptive_maxpool": lambda layer, x: nn.AdaptiveMaxPool2d(_pair(layer["output"])),
     "batchnorm": _batchnorm,
+    "layernorm": _layernorm,
     "lrn": lambda layer, x: nn.LocalResponseNorm(**_kwargs(layer, {k: k for k in ("size", "alpha", "beta", "k")})),
     "dropout": lambda layer, x: nn.Dropout(**_kwargs(layer, {"p": "p"})),
     "flatten": lambda layer, x: nn.Flatten(),
