@@ -33,3 +33,27 @@ class LayerNorm2d(nn.LayerNorm):
         x = x.permute(0, 2, 3, 1)  # [N, H, W, C]
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2).contiguous()  # [N, C, H, W]
+
+
+class StochasticDepth(nn.Module):
+    """While training, zero each sample (mode "row") or the whole batch ("batch") with probability p and scale what
+    survives by 1/(1 - p); the identity in evaluation. torchvision.ops.StochasticDepth, drawing the same random
+    numbers; written here because torchvision is not always installed."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim  # [N, 1, 1, 1] or [1, ...]
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"

@@ -3,7 +3,8 @@
 whose gradient depends on the values made linear: max and min pooling become sums over the same windows
 (a max passes its gradient to one pixel only), adaptive max pooling an adaptive mean, element-wise layers
 (activations, softmax, local response norm) identities, layer norm an identity on a map (it mixes the channels of
-a position alone) and a sum of all features on features, batchnorm and dropout their evaluation forms.
+a position alone) and a sum of all features on features, batchnorm, dropout and stochastic depth their evaluation
+forms.
 A pixel can reach an output exactly when its gradient from that output is nonzero."""
 
 from __future__ import annotations

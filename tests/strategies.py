@@ -23,8 +23,9 @@ ACTIVATIONS = (
 )
 POOLS = ("maxpool", "minpool", "avgpool")
 ADAPTIVE = ("adaptive_avgpool", "adaptive_maxpool")
-SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + ("lrn", "batchnorm", "layernorm", "dropout", "activation", "flatten")
-FEATURES = ("linear",) * 3 + ("activation", "dropout", "batchnorm", "layernorm", "flatten")  # weighted: linear thrice
+SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + ("lrn", "batchnorm", "layernorm", "activation", "flatten")
+SPATIAL += ("dropout", "stochastic_depth")  # weighted: the conv thrice
+FEATURES = ("linear",) * 3 + ("activation", "dropout", "stochastic_depth", "batchnorm", "layernorm", "flatten")
 KINDS = tuple(dict.fromkeys((*SPATIAL, *FEATURES)))  # each once: what any input may meet
 
 
@@ -130,6 +131,14 @@ def layernorm(draw: st.DrawFn, x: Shape | None) -> dict:
 
 
 @st.composite
+def stochastic_depth(draw: st.DrawFn) -> dict:
+    layer: dict = {"type": "stochastic_depth", "p": draw(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1)))}
+    if draw(st.booleans()):
+        layer["mode"] = draw(st.sampled_from(["row", "batch"]))
+    return layer
+
+
+@st.composite
 def lrn(draw: st.DrawFn) -> dict:
     layer: dict = {"type": "lrn", "size": draw(st.integers(1, 6))}
     for key, low, high in (("alpha", 1e-5, 1.0), ("beta", 0.1, 1.0), ("k", 0.5, 3.0)):
@@ -167,6 +176,7 @@ def layer(draw: st.DrawFn, x: Shape | None) -> dict:
         "layernorm": layernorm(x),
         "lrn": lrn(),
         "activation": activation(),
+        "stochastic_depth": stochastic_depth(),
     }
     return draw(strategies[kind])
 

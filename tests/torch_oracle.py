@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 Shape = tuple[int, ...]
 
@@ -98,6 +99,7 @@ MODULES: dict[str, Callable[[dict, torch.Tensor], nn.Module]] = {
     "layernorm": _layernorm,
     "lrn": lambda layer, x: nn.LocalResponseNorm(**_kwargs(layer, {k: k for k in ("size", "alpha", "beta", "k")})),
     "dropout": lambda layer, x: nn.Dropout(**_kwargs(layer, {"p": "p"})),
+    "stochastic_depth": lambda layer, x: StochasticDepth(layer["p"], layer.get("mode", "row")),
     "flatten": lambda layer, x: nn.Flatten(),
     "linear": _linear,
     "relu": lambda layer, x: nn.ReLU(),
