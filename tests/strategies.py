@@ -23,7 +23,8 @@ ACTIVATIONS = (
 )
 POOLS = ("maxpool", "minpool", "avgpool")
 ADAPTIVE = ("adaptive_avgpool", "adaptive_maxpool")
-SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + ("lrn", "batchnorm", "layernorm", "activation", "flatten")
+CHANNELS = ("chunk", "channel_shuffle", "channel_linear", "layer_scale")
+SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + CHANNELS + ("lrn", "batchnorm", "layernorm", "activation", "flatten")
 SPATIAL += ("dropout", "stochastic_depth")  # weighted: the conv thrice
 FEATURES = ("linear",) * 3 + ("activation", "dropout", "stochastic_depth", "batchnorm", "layernorm", "flatten")
 KINDS = tuple(dict.fromkeys((*SPATIAL, *FEATURES)))  # each once: what any input may meet
@@ -139,6 +140,42 @@ def stochastic_depth(draw: st.DrawFn) -> dict:
 
 
 @st.composite
+def chunk(draw: st.DrawFn, x: Shape | None) -> dict:
+    """Mostly a part that torch.chunk makes; now and then one past its last part, as when it makes fewer."""
+    chunks = draw(st.integers(1, 5))
+    channels = _channels(x)
+    made = -(-channels // -(-channels // chunks)) if channels else chunks
+    index = draw(st.integers(0, made - 1)) if draw(usually) else draw(st.integers(0, chunks))
+    return {"type": "chunk", "chunks": chunks, "index": index}
+
+
+@st.composite
+def channel_shuffle(draw: st.DrawFn, x: Shape | None) -> dict:
+    channels = _channels(x)
+    groups = draw(st.sampled_from(_divisors(channels))) if channels and draw(usually) else draw(st.integers(1, 4))
+    return {"type": "channel_shuffle", "groups": groups}
+
+
+@st.composite
+def channel_linear(draw: st.DrawFn, x: Shape | None) -> dict:
+    c_i = _channels(x) if _channels(x) and draw(usually) else draw(st.integers(1, 8))
+    layer: dict = {"type": "channel_linear", "shape": [c_i, draw(st.integers(1, 8))]}
+    if draw(st.booleans()):
+        layer["bias"] = draw(st.booleans())
+    return layer
+
+
+@st.composite
+def layer_scale(draw: st.DrawFn, x: Shape | None) -> dict:
+    layer: dict = {"type": "layer_scale"}
+    if draw(st.booleans()):
+        layer["init"] = draw(st.floats(-2, 2))
+    if draw(st.booleans()):
+        layer["channels"] = x[0] if x is not None and draw(mostly) else draw(st.integers(1, 8))
+    return layer
+
+
+@st.composite
 def lrn(draw: st.DrawFn) -> dict:
     layer: dict = {"type": "lrn", "size": draw(st.integers(1, 6))}
     for key, low, high in (("alpha", 1e-5, 1.0), ("beta", 0.1, 1.0), ("k", 0.5, 3.0)):
@@ -177,6 +214,10 @@ def layer(draw: st.DrawFn, x: Shape | None) -> dict:
         "lrn": lrn(),
         "activation": activation(),
         "stochastic_depth": stochastic_depth(),
+        "chunk": chunk(x),
+        "channel_shuffle": channel_shuffle(x),
+        "channel_linear": channel_linear(x),
+        "layer_scale": layer_scale(x),
     }
     return draw(strategies[kind])
 
