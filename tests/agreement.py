@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 
 import torch
 import yaml
+from torch import nn
 from torch_oracle import Run, macs, params, run
 
 from cnnforge import Compiled, compile_spec
@@ -55,14 +57,20 @@ def _agrees_with_the_guess(spec: dict, compiled: Compiled, ran: Run, device: str
 
 
 def assert_builds(compiled: Compiled, ran: Run, device: str) -> None:
-    """cnnforge's own builder gives torch's output shape, and a state_dict keyed by the layer names."""
+    """cnnforge's own builder gives torch's output shape, and a state_dict keyed by the layer names; on the CPU,
+    with torch's weights loaded into it, torch's very values."""
+    x = torch.rand(2, *compiled.spec.input, device=device)
     with torch.device(device):
         model = build(compiled).eval()
         with torch.no_grad():
-            y = model(torch.rand(2, *compiled.spec.input))
+            y = model(x)
     assert tuple(y.shape[1:]) == compiled.output
-    modules = zip(compiled.layers, ran.modules, strict=True)
-    assert set(model.state_dict()) == {f"{layer.name}.{key}" for layer, m in modules for key in m.state_dict()}
+    oracle = nn.Sequential(OrderedDict((layer.name, m) for layer, m in zip(compiled.layers, ran.modules, strict=True)))
+    assert set(model.state_dict()) == set(oracle.state_dict())
+    if device == "cpu":
+        model.load_state_dict(oracle.state_dict())
+        with torch.no_grad():
+            assert torch.equal(model(x), oracle(x))
 
 
 def unread_by_cnnforge(compiled: Compiled) -> tuple[int, int]:

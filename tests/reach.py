@@ -2,7 +2,9 @@
 (tests/torch_oracle.py) with every weight and input positive, so that no gradient cancels, and with the layers
 whose gradient depends on the values made linear: max and min pooling become sums over the same windows
 (a max passes its gradient to one pixel only), adaptive max pooling an adaptive mean, element-wise layers
-(activations, softmax, local response norm) identities, batchnorm and dropout their evaluation forms.
+(activations, softmax, local response norm) identities, layer norm an identity on a map (it mixes the channels of
+a position alone) and a sum of all features on features, batchnorm, dropout and stochastic depth their evaluation
+forms.
 A pixel can reach an output exactly when its gradient from that output is nonzero."""
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch_oracle import step
 
 POOLS = ("maxpool", "minpool")
 IDENTITIES = ("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "softmax", "lrn")
+IDENTITIES += ("relu6", "hardswish", "hardsigmoid")
 
 
 def _pair(value: int | list[int]) -> tuple[int, int]:
@@ -51,8 +54,10 @@ def linear_modules(spec: dict) -> list[nn.Module]:
             module = SumPool(layer, module)
         elif layer["type"] == "adaptive_maxpool":
             module = nn.AdaptiveAvgPool2d(module.output_size)
-        elif layer["type"] in IDENTITIES:
+        elif layer["type"] in IDENTITIES or (layer["type"] == "layernorm" and x.dim() == 4):
             module = nn.Identity()
+        elif layer["type"] == "layernorm":  # each feature from all of them, as layer norm's output is
+            module = nn.Linear(x.shape[1], x.shape[1], bias=False)
         module = module.double().eval()
         with torch.no_grad():
             for p in module.parameters():

@@ -17,11 +17,16 @@ usually = st.integers(0, 9).map(lambda n: n < 9)  # True nine times in ten; shri
 mostly = st.integers(0, 4).map(lambda n: n < 4)  # True four times in five; shrinks towards True
 sometimes = st.integers(0, 3).map(lambda n: n == 3)  # True one time in four; shrinks towards False
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "softmax")
+ACTIVATIONS = (
+    *("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "softmax"),
+    *("relu6", "hardswish", "hardsigmoid", "identity"),
+)
 POOLS = ("maxpool", "minpool", "avgpool")
 ADAPTIVE = ("adaptive_avgpool", "adaptive_maxpool")
-SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + ("lrn", "batchnorm", "dropout", "activation", "flatten")  # weighted
-FEATURES = ("linear",) * 3 + ("activation", "dropout", "batchnorm", "flatten")
+CHANNELS = ("chunk", "channel_shuffle", "channel_linear", "layer_scale")
+SPATIAL = ("conv",) * 3 + POOLS + ADAPTIVE + CHANNELS + ("lrn", "batchnorm", "layernorm", "activation", "flatten")
+SPATIAL += ("dropout", "stochastic_depth")  # weighted: the conv thrice
+FEATURES = ("linear",) * 3 + ("activation", "dropout", "stochastic_depth", "batchnorm", "layernorm", "flatten")
 KINDS = tuple(dict.fromkeys((*SPATIAL, *FEATURES)))  # each once: what any input may meet
 
 
@@ -115,6 +120,62 @@ def batchnorm(draw: st.DrawFn, x: Shape | None) -> dict:
 
 
 @st.composite
+def layernorm(draw: st.DrawFn, x: Shape | None) -> dict:
+    layer: dict = {"type": "layernorm"}
+    if draw(st.booleans()):
+        layer["channels"] = x[0] if x is not None and draw(mostly) else draw(st.integers(1, 8))
+    if draw(sometimes):
+        layer["eps"] = draw(st.floats(1e-6, 0.1))
+    if draw(sometimes):
+        layer["affine"] = draw(st.booleans())
+    return layer
+
+
+@st.composite
+def stochastic_depth(draw: st.DrawFn) -> dict:
+    layer: dict = {"type": "stochastic_depth", "p": draw(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1)))}
+    if draw(st.booleans()):
+        layer["mode"] = draw(st.sampled_from(["row", "batch"]))
+    return layer
+
+
+@st.composite
+def chunk(draw: st.DrawFn, x: Shape | None) -> dict:
+    """Mostly a part that torch.chunk makes; now and then one past its last part, as when it makes fewer."""
+    chunks = draw(st.integers(1, 5))
+    channels = _channels(x)
+    made = -(-channels // -(-channels // chunks)) if channels else chunks
+    index = draw(st.integers(0, made - 1)) if draw(usually) else draw(st.integers(0, chunks))
+    return {"type": "chunk", "chunks": chunks, "index": index}
+
+
+@st.composite
+def channel_shuffle(draw: st.DrawFn, x: Shape | None) -> dict:
+    channels = _channels(x)
+    groups = draw(st.sampled_from(_divisors(channels))) if channels and draw(usually) else draw(st.integers(1, 4))
+    return {"type": "channel_shuffle", "groups": groups}
+
+
+@st.composite
+def channel_linear(draw: st.DrawFn, x: Shape | None) -> dict:
+    c_i = _channels(x) if _channels(x) and draw(usually) else draw(st.integers(1, 8))
+    layer: dict = {"type": "channel_linear", "shape": [c_i, draw(st.integers(1, 8))]}
+    if draw(st.booleans()):
+        layer["bias"] = draw(st.booleans())
+    return layer
+
+
+@st.composite
+def layer_scale(draw: st.DrawFn, x: Shape | None) -> dict:
+    layer: dict = {"type": "layer_scale"}
+    if draw(st.booleans()):
+        layer["init"] = draw(st.floats(-2, 2))
+    if draw(st.booleans()):
+        layer["channels"] = x[0] if x is not None and draw(mostly) else draw(st.integers(1, 8))
+    return layer
+
+
+@st.composite
 def lrn(draw: st.DrawFn) -> dict:
     layer: dict = {"type": "lrn", "size": draw(st.integers(1, 6))}
     for key, low, high in (("alpha", 1e-5, 1.0), ("beta", 0.1, 1.0), ("k", 0.5, 3.0)):
@@ -146,7 +207,18 @@ def layer(draw: st.DrawFn, x: Shape | None) -> dict:
         return {"type": "dropout", "p": draw(st.floats(0, 1))} if draw(st.booleans()) else {"type": "dropout"}
     if kind == "flatten":
         return {"type": "flatten"}
-    strategies = {"linear": linear(x), "batchnorm": batchnorm(x), "lrn": lrn(), "activation": activation()}
+    strategies = {
+        "linear": linear(x),
+        "batchnorm": batchnorm(x),
+        "layernorm": layernorm(x),
+        "lrn": lrn(),
+        "activation": activation(),
+        "stochastic_depth": stochastic_depth(),
+        "chunk": chunk(x),
+        "channel_shuffle": channel_shuffle(x),
+        "channel_linear": channel_linear(x),
+        "layer_scale": layer_scale(x),
+    }
     return draw(strategies[kind])
 
 

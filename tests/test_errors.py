@@ -161,6 +161,14 @@ def test_long_unknown_key_is_shortened(check) -> None:
         ("{type: lrn, size: 5.0}", "size", "5.0"),
         ("{type: lrn, size: 5, alpha: '1e-4'}", "alpha", "'1e-4'"),
         ("{type: relu, name: 3}", "name", "3"),
+        ("{type: layernorm, affine: 1}", "affine", "1"),
+        ("{type: layernorm, channels: 4.0}", "channels", "4.0"),
+        ("{type: stochastic_depth, p: 0.1, mode: 1}", "mode", "1"),
+        ("{type: stochastic_depth, p: 0.1, mode: rows}", "mode", "'rows'"),
+        ("{type: chunk, chunks: 2, index: 1.0}", "index", "1.0"),
+        ("{type: channel_shuffle, groups: '2'}", "groups", "'2'"),
+        ("{type: channel_linear, shape: [1, 2], bias: yes}", "bias", "'yes'"),
+        ("{type: layer_scale, init: '1e-6'}", "init", "'1e-6'"),
     ],
 )
 def test_wrong_types_are_errors(check, layer: str, key: str, found: str) -> None:
@@ -214,6 +222,16 @@ def test_numbers_as_people_write_them(check) -> None:
         ("{type: dropout, p: .inf}", "p", "inf"),
         ("{type: lrn, size: 5, alpha: 1e999}", "alpha", "inf"),
         ("{type: lrn, size: 5, beta: .nan}", "beta", "nan"),
+        ("{type: layernorm, eps: 0}", "eps", "0"),
+        ("{type: layernorm, channels: 0}", "channels", "0"),
+        ("{type: stochastic_depth, p: 1.5}", "p", "1.5"),
+        ("{type: stochastic_depth, p: -0.1}", "p", "-0.1"),
+        ("{type: chunk, chunks: 0, index: 0}", "chunks", "0"),
+        ("{type: chunk, chunks: 2, index: -1}", "index", "-1"),
+        ("{type: channel_shuffle, groups: 0}", "groups", "0"),
+        ("{type: channel_linear, shape: [1, 0]}", "shape", "[1, 0]"),
+        ("{type: layer_scale, init: .inf}", "init", "inf"),
+        ("{type: layer_scale, channels: -1}", "channels", "-1"),
     ],
 )
 def test_values_out_of_range_are_errors(check, layer: str, key: str, found: str) -> None:
@@ -294,6 +312,11 @@ def test_names_with_line_breaks_stay_on_one_line(check) -> None:
         ("{type: maxpool, stride: 2}", "kernel"),
         ("{type: lrn}", "size"),
         ("{type: adaptive_avgpool}", "output"),
+        ("{type: stochastic_depth, mode: batch}", "p"),
+        ("{type: chunk, index: 0}", "chunks"),
+        ("{type: chunk, chunks: 2}", "index"),
+        ("{type: channel_shuffle}", "groups"),
+        ("{type: channel_linear}", "shape"),
     ],
 )
 def test_missing_required_keys_point_at_the_layer(check, layer: str, key: str) -> None:
@@ -487,3 +510,87 @@ def test_folder_is_not_a_file(check, tmp_path: Path) -> None:
 def test_huge_file_is_refused_without_reading_it_all(check) -> None:
     (line,) = check(b"name: t\n" + b"#" * (5 * 1024 * 1024))
     assert line == "spec.yaml: error: file is larger than 4 MiB; not a spec"
+
+
+# --- the kinds of torchvision's modern families: each problem, exactly --------------------------------------------
+
+MAP5 = "name: t\ninput: [5, 8, 8]\nlayers:\n"  # a map of 5 channels; layers start on line 4
+
+
+@pytest.mark.parametrize(
+    ("layers", "needle", "expected"),
+    [
+        (
+            ["{type: chunk, chunks: 4, index: 3}"],
+            "index",
+            "layer 0 'chunk0' (chunk): index=3 but torch.chunk makes 3 chunks of the 5 channels of [5, 8, 8], not 4: "
+            "chunks of ceil(5/4) = 2 channels (2, 2, 1); index must be at most 2",
+        ),
+        (
+            ["{type: chunk, chunks: 2, index: 2}"],
+            "index",
+            "layer 0 'chunk0' (chunk): index=2 but torch.chunk makes 2 chunks of the 5 channels of [5, 8, 8] "
+            "(3, 2 channels); index must be at most 1",
+        ),
+        (
+            ["{type: chunk, chunks: 5, index: 0}", "{type: chunk, chunks: 1, index: 1}"],
+            "index: 1}",
+            "layer 1 'chunk1' (chunk): index=1 but torch.chunk makes 1 chunk of the 1 channel of [1, 8, 8] "
+            "(1 channel); index must be at most 0",
+        ),
+        (
+            ["{type: flatten}", "{type: chunk, chunks: 2, index: 0}"],
+            "{type: chunk",
+            "layer 1 'chunk1' (chunk): chunk needs a [C, H, W] feature map, but the incoming tensor is features "
+            "[320]; a chunk cannot follow flatten",
+        ),
+        (
+            ["{type: channel_shuffle, groups: 2}"],
+            "groups",
+            "layer 0 'channel_shuffle0' (channel_shuffle): groups=2 must divide the channels, but the incoming "
+            "tensor has 5 channels [5, 8, 8]",
+        ),
+        (
+            ["{type: flatten}", "{type: channel_shuffle, groups: 5}"],
+            "{type: channel_shuffle",
+            "layer 1 'channel_shuffle1' (channel_shuffle): channel_shuffle needs a [C, H, W] feature map, but the "
+            "incoming tensor is features [320]; a channel_shuffle cannot follow flatten",
+        ),
+        (
+            ["{type: channel_linear, shape: [4, 8]}"],
+            "{type: channel_linear",
+            "layer 0 'channel_linear0' (channel_linear): shape says C_i=4 but the incoming tensor has 5 channels "
+            "[5, 8, 8]",
+        ),
+        (
+            ["{type: flatten}", "{type: channel_linear, shape: [320, 10]}"],
+            "{type: channel_linear",
+            "layer 1 'channel_linear1' (channel_linear): channel_linear needs a [C, H, W] feature map, but the "
+            "incoming tensor is features [320]; on features, use {type: linear, shape: [320, 10]}",
+        ),
+        (
+            ["{type: layer_scale, channels: 4}"],
+            "{type: layer_scale",
+            "layer 0 'layer_scale0' (layer_scale): channels=4 but the incoming tensor has 5 channels [5, 8, 8]",
+        ),
+        (
+            ["{type: flatten}", "{type: layer_scale}"],
+            "{type: layer_scale",
+            "layer 1 'layer_scale1' (layer_scale): layer_scale needs a [C, H, W] feature map, but the incoming "
+            "tensor is features [320]; a layer_scale cannot follow flatten",
+        ),
+        (
+            ["{type: layernorm, channels: 4}"],
+            "{type: layernorm",
+            "layer 0 'layernorm0' (layernorm): channels=4 but the incoming tensor has 5 channels [5, 8, 8]",
+        ),
+        (
+            ["{type: flatten}", "{type: layernorm, channels: 5}"],
+            "{type: layernorm",
+            "layer 1 'layernorm1' (layernorm): channels=5 but the incoming tensor has 320 features [320]",
+        ),
+    ],
+)
+def test_modern_kinds_say_what_is_wrong(check, layers: list[str], needle: str, expected: str) -> None:
+    text = MAP5 + "".join(f"  - {layer}\n" for layer in layers)
+    assert check(text) == [f"{at(text, needle)}: error: {expected}"]

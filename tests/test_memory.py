@@ -66,6 +66,7 @@ def test_saved_tensors_are_torchs(spec: dict) -> None:
     assert [layer.saved_bytes for layer in analysis.layers] == measured
     assert analysis.saved_bytes == sum(measured)
     assert analysis.param_bytes == 4 * sum(p.numel() for m in ran.modules for p in m.parameters())
+    assert saved_by_torch(list(build(compiled)), spec["input"], 3) == measured  # and cnnforge's modules keep the same
 
 
 @pytest.mark.parametrize(("name", "batch"), [("lenet", 256), ("alexnet", 2), ("alexnet2012", 2)])
@@ -104,3 +105,39 @@ def test_dropout_extremes_and_view_sharing() -> None:
     assert [layer.saved_bytes for layer in analysis.layers] == [2 * 4 * 32, 2 * 4 * 48, 0, 0, 0, 4, 2 * 4 * 5]
     ran = run(yaml.safe_load(yaml.safe_dump(spec)), "cpu")
     assert saved_by_torch(ran.modules, spec["input"], 2) == [layer.saved_bytes for layer in analysis.layers]
+
+
+def test_views_keep_what_they_view() -> None:
+    """A chunk of the channels is a view: a conv after it keeps all of the map it was cut from (4 channels, not 2),
+    and a flatten of it keeps that map too. The new kinds keep, per sample: layernorm its input and a mean and
+    1/std per position, channel_linear its input copied channels last, layer_scale its input, stochastic depth one
+    float per sample (row) or per batch, hardswish its input, relu6 its input, channel_shuffle and identity nothing."""
+    spec = {
+        "name": "t",
+        "input": [2, 4, 4],
+        "layers": [
+            {"type": "conv", "shape": [2, 4, 3, 3], "padding": 1},  # keeps the images: 2*16
+            {"type": "chunk", "chunks": 2, "index": 1},
+            {"type": "conv", "shape": [2, 3, 1, 1]},  # keeps conv0's output, through the chunk: 4*16
+            {"type": "layernorm"},  # its input, 3*16, and 2 floats at each of 16 positions
+            {"type": "channel_linear", "shape": [3, 5]},  # layernorm3's output, channels last: 3*16
+            {"type": "layer_scale"},  # its input: 5*16
+            {"type": "stochastic_depth", "p": 0.5},  # one float per sample
+            {"type": "stochastic_depth", "p": 0.5, "mode": "batch"},  # one float per batch
+            {"type": "hardswish"},  # its input: 5*16
+            {"type": "channel_shuffle", "groups": 5},
+            {"type": "relu6"},  # its input: 5*16
+            {"type": "identity"},
+            {"type": "chunk", "chunks": 5, "index": 4},
+            {"type": "flatten"},
+            {"type": "linear", "shape": [16, 2]},  # relu6's output, all 5 channels of it: 5*16
+            {"type": "layernorm"},  # its input, 2, and a mean and 1/std
+        ],
+    }
+    per_sample = [32, 0, 64, 48 + 32, 48, 80, 1, 0, 80, 0, 80, 0, 0, 0, 80, 2 + 2]  # floats
+    expected = [2 * 4 * n for n in per_sample]  # bytes at batch 2
+    expected[7] = 4  # the batch's one float
+    compiled = compile_dict(spec)
+    assert [layer.saved_bytes for layer in analyse(compiled, batch=2).layers] == expected
+    assert saved_by_torch(list(build(compiled)), spec["input"], 2) == expected
+    assert saved_by_torch(run(spec, "cpu").modules, spec["input"], 2) == expected

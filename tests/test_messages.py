@@ -127,10 +127,17 @@ def test_a_quoted_parameter_gets_no_such_hint(check) -> None:
         ),
         (
             "Activation",
-            "cnnforge gives each activation a type of its own: relu, tanh, sigmoid, gelu, silu, elu, "
-            "leaky_relu or softmax",
+            "cnnforge gives each activation a type of its own: relu, relu6, tanh, sigmoid, hardsigmoid, gelu, "
+            "silu, hardswish, elu, leaky_relu or softmax",
         ),
         ("ReLU", "cnnforge calls it relu"),
+        (
+            "LayerNorm2d",
+            "cnnforge calls it layernorm, which on [C, H, W] normalises the channels at each position, "
+            "as LayerNorm2d does",
+        ),
+        ("StochasticDepth", "cnnforge calls it stochastic_depth, with p and mode (row or batch) as torchvision's"),
+        ("ChannelShuffle", "cnnforge calls it channel_shuffle, with groups"),
     ],
 )
 def test_foreign_layer_types_exactly(check, written: str, expected: str) -> None:
@@ -161,13 +168,17 @@ FOLLOWED = {
     "BatchNormalization": "[{type: batchnorm, eps: 0.001, momentum: 0.01}]",
     "BatchNorm2d": "[{type: batchnorm, channels: 1}]",
     "BatchNorm1d": "[flatten, {type: batchnorm, channels: 1024}]",
+    "LayerNorm2d": "[{type: layernorm, eps: 1e-6}]",
+    "LayerNormalization": "[{type: layernorm, eps: 0.001}]",
     "LocalResponseNorm": "[{type: lrn, size: 5}]",
+    "StochasticDepth": "[{type: stochastic_depth, p: 0.1, mode: row}]",
+    "ChannelShuffle": "[{type: channel_shuffle, groups: 1}]",
     "Dropout": "[{type: dropout, p: 0.2}]",
     "Flatten": "[flatten]",
     "ReLU": "[relu]",
     "LeakyReLU": "[{type: leaky_relu, negative_slope: 0.3}]",
     "Softmax": "[flatten, softmax]",
-    "Activation": "[relu, tanh, sigmoid, gelu, silu, elu, leaky_relu, softmax]",
+    "Activation": "[relu, relu6, tanh, sigmoid, hardsigmoid, gelu, silu, hardswish, elu, leaky_relu, softmax]",
     "InputLayer": "[relu]",
     "Input": "[relu]",
 }
@@ -216,6 +227,7 @@ def _fields(item: str) -> dict:
 def _layer(kind: str, without: str | None, extra: str) -> str:
     """A one-layer flow mapping of `kind` with its required keys, less `without`, plus `extra`."""
     required = {"conv": "shape: [1, 6, 5, 5]", "linear": "shape: [1024, 10]", "lrn": "size: 5"}
+    required |= {"channel_linear": "shape: [1, 6]", "stochastic_depth": "p: 0.1", "chunk": "chunks: 2, index: 0"}
     required |= dict.fromkeys(("maxpool", "avgpool", "minpool"), "kernel: 2")
     required |= dict.fromkeys(("adaptive_avgpool", "adaptive_maxpool"), "output: 1")
     keys = [k for k in [required.get(kind), extra] if k and not (without and k.startswith(without + ":"))]
@@ -245,6 +257,16 @@ def test_foreign_keys_say_what_cnnforge_uses_and_nothing_else(check, key: str, k
         ),
         ("{type: maxpool, pool_size: 2}", "unknown key 'pool_size' (did you mean 'kernel'?)"),
         ("{type: dropout, rate: 0.5}", "unknown key 'rate' (did you mean 'p'?)"),
+        ("{type: layernorm, elementwise_affine: false}", "unknown key 'elementwise_affine' (did you mean 'affine'?)"),
+        ("{type: layernorm, normalized_shape: 96}", "unknown key 'normalized_shape' (did you mean 'channels'?)"),
+        (
+            "{type: channel_linear, in_features: 96, out_features: 384}",
+            "unknown key 'in_features' (channel_linear gives its channels as shape: [C_i, C_o])",
+        ),
+        (
+            "{type: chunk, chunks: 2, index: 0, dim: 1}",
+            "unknown key 'dim' (chunk always splits the channels, torch.chunk's dim=1)",
+        ),
         ("{type: maxpool, kernal: 2}", "unknown key 'kernal' (did you mean 'kernel'?)"),  # a typo, from difflib
         (
             "{type: conv, shape: [1, 6, 5, 5], activation: relu}",

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 Shape = tuple[int, ...]
 
@@ -23,6 +24,44 @@ class MinPool2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -F.max_pool2d(-x, **self.pool)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels at each position, as torchvision's ConvNeXt LayerNorm2d computes it (channels
+    last, F.layer_norm, channels first), handing on a contiguous [N, C, H, W] tensor as every other layer does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2).contiguous()
+
+
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels at each position, as ConvNeXt's pointwise convolutions compute it, on a copy of
+    the map laid out channels last (which torch makes anyway for a batch of more than one sample)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format))
+        return y.permute(0, 3, 1, 2).contiguous()
+
+
+class LayerScale(nn.Module):
+    """ConvNeXt's CNBlock.layer_scale: a [C, 1, 1] parameter that the branch is multiplied by."""
+
+    def __init__(self, channels: int, init: float) -> None:
+        super().__init__()
+        self.layer_scale = nn.Parameter(torch.ones(channels, 1, 1) * init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer_scale * x
+
+
+class Chunk(nn.Module):
+    def __init__(self, chunks: int, index: int) -> None:
+        super().__init__()
+        self.chunks, self.index = chunks, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.chunk(x, self.chunks, dim=1)[self.index]
 
 
 class Stricter(Exception):
@@ -73,6 +112,28 @@ def _linear(layer: dict, x: torch.Tensor) -> nn.Module:
     return nn.Linear(*layer["shape"], **_kwargs(layer, {"bias": "bias"}))
 
 
+def _layernorm(layer: dict, x: torch.Tensor) -> nn.Module:
+    norm = LayerNorm2d if x.dim() == 4 else nn.LayerNorm
+    return norm(layer.get("channels") or x.shape[1], layer.get("eps", 1e-5), layer.get("affine", True))
+
+
+def _channel_linear(layer: dict, x: torch.Tensor) -> nn.Module:
+    return ChannelLinear(*layer["shape"], **_kwargs(layer, {"bias": "bias"}))
+
+
+def _layer_scale(layer: dict, x: torch.Tensor) -> nn.Module:
+    channels = layer.get("channels") or x.shape[1]
+    if x.dim() != 4 or channels != x.shape[1]:  # torch would broadcast [C, 1, 1] against it all the same
+        raise Stricter("cnnforge scales the channels of a feature map, as many as it has")
+    return LayerScale(channels, layer.get("init", 1e-6))
+
+
+def _chunk(layer: dict, x: torch.Tensor) -> nn.Module:
+    if x.dim() != 4:
+        raise Stricter("cnnforge splits the channels of a feature map only")
+    return Chunk(layer["chunks"], layer["index"])
+
+
 MODULES: dict[str, Callable[[dict, torch.Tensor], nn.Module]] = {
     "conv": _conv,
     "maxpool": _maxpool,
@@ -81,8 +142,10 @@ MODULES: dict[str, Callable[[dict, torch.Tensor], nn.Module]] = {
     "adaptive_avgpool": lambda layer, x: nn.AdaptiveAvgPool2d(_pair(layer["output"])),
     "adaptive_maxpool": lambda layer, x: nn.AdaptiveMaxPool2d(_pair(layer["output"])),
     "batchnorm": _batchnorm,
+    "layernorm": _layernorm,
     "lrn": lambda layer, x: nn.LocalResponseNorm(**_kwargs(layer, {k: k for k in ("size", "alpha", "beta", "k")})),
     "dropout": lambda layer, x: nn.Dropout(**_kwargs(layer, {"p": "p"})),
+    "stochastic_depth": lambda layer, x: StochasticDepth(layer["p"], layer.get("mode", "row")),
     "flatten": lambda layer, x: nn.Flatten(),
     "linear": _linear,
     "relu": lambda layer, x: nn.ReLU(),
@@ -93,6 +156,14 @@ MODULES: dict[str, Callable[[dict, torch.Tensor], nn.Module]] = {
     "elu": lambda layer, x: nn.ELU(),
     "leaky_relu": lambda layer, x: nn.LeakyReLU(**_kwargs(layer, {"negative_slope": "negative_slope"})),
     "softmax": lambda layer, x: nn.Softmax(dim=1),
+    "relu6": lambda layer, x: nn.ReLU6(),
+    "hardswish": lambda layer, x: nn.Hardswish(),
+    "hardsigmoid": lambda layer, x: nn.Hardsigmoid(),
+    "identity": lambda layer, x: nn.Identity(),
+    "chunk": _chunk,
+    "channel_shuffle": lambda layer, x: nn.ChannelShuffle(layer["groups"]),
+    "channel_linear": _channel_linear,
+    "layer_scale": _layer_scale,
 }
 
 
@@ -142,8 +213,8 @@ def macs(module: nn.Module, y: Shape) -> int:
     if isinstance(module, nn.Conv2d):
         k_h, k_w = module.kernel_size
         return y[1] * y[2] * module.out_channels * (module.in_channels // module.groups) * k_h * k_w
-    if isinstance(module, nn.Linear):
-        return module.in_features * module.out_features
+    if isinstance(module, nn.Linear):  # at each position of a map (channel_linear), or once on features
+        return module.in_features * module.out_features * (y[1] * y[2] if len(y) == 3 else 1)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Layer kinds, one module per family; importing this package registers them all."""
 
-from . import activation, conv, dropout, linear, norm, pool  # noqa: F401  (registers the built-in kinds)
+from . import activation, channels, conv, dropout, linear, norm, pool  # noqa: F401  (registers the built-in kinds)
 from .base import Checks, Layer, Shape, show
 from .registry import LAYERS, register, suggest
 

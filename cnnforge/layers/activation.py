@@ -1,4 +1,4 @@
-"""Element-wise activations and softmax: the shape passes through unchanged."""
+"""Element-wise activations, softmax and the identity: the shape passes through unchanged."""
 
 from __future__ import annotations
 
@@ -81,6 +81,31 @@ class ELU(_Activation):
 
 
 @register
+class ReLU6(_Activation):
+    """min(max(0, x), 6), as in MobileNet (torch.nn.ReLU6). Example: `{type: relu6}`."""
+
+    type: Literal["relu6"]
+    torch_class = "ReLU6"
+
+
+@register
+class Hardswish(_Activation):
+    """x * relu6(x + 3) / 6, as in MobileNetV3 (torch.nn.Hardswish). Example: `{type: hardswish}`."""
+
+    type: Literal["hardswish"]
+    torch_class = "Hardswish"
+
+
+@register
+class Hardsigmoid(_Activation):
+    """relu6(x + 3) / 6, as in MobileNetV3's squeeze-and-excitation (torch.nn.Hardsigmoid).
+    Example: `{type: hardsigmoid}`."""
+
+    type: Literal["hardsigmoid"]
+    torch_class = "Hardsigmoid"
+
+
+@register
 class LeakyReLU(Pointwise):
     """max(0, x) + negative_slope * min(0, x) (torch.nn.LeakyReLU).
     Example: `{type: leaky_relu, negative_slope: 0.2}`."""
@@ -112,3 +137,22 @@ class Softmax(Pointwise):
         from torch import nn
 
         return nn.Softmax(dim=1)  # dim 0 is the batch
+
+
+@register
+class Identity(Pointwise):
+    """The input itself, unchanged (torch.nn.Identity): a placeholder, such as where a block may hold a layer.
+    Example: `{type: identity}`."""
+
+    type: Literal["identity"]
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        return ()
+
+    def view(self) -> bool:
+        return True
+
+    def module(self, x: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Identity()

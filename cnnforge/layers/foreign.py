@@ -10,7 +10,7 @@ from __future__ import annotations
 _CONV = ": shape: [C_i, C_o, K_h, K_w] replaces "
 _POOL = ", with kernel for "
 _GLOBAL = ", with output: 1, then {type: flatten} (Keras' layer does both)"
-_ACTIVATIONS = "relu, tanh, sigmoid, gelu, silu, elu, leaky_relu or softmax"
+_ACTIVATIONS = "relu, relu6, tanh, sigmoid, hardsigmoid, gelu, silu, hardswish, elu, leaky_relu or softmax"
 
 # A layer type as Keras or torch spells it -> (cnnforge's kind, or None, and what changes with it). Looked up as
 # written, then case-insensitively; a name that differs from a kind only in case and needs no other change is left
@@ -35,7 +35,11 @@ TYPES: dict[str, tuple[str | None, str]] = {
     "BatchNormalization": ("batchnorm", ", with eps for epsilon; its momentum is 1 minus Keras' (0.99 is 0.01)"),
     "BatchNorm2d": ("batchnorm", ", with channels for num_features (it is BatchNorm2d on [C, H, W])"),
     "BatchNorm1d": ("batchnorm", ", with channels for num_features (it is BatchNorm1d on [F])"),
+    "LayerNorm2d": ("layernorm", ", which on [C, H, W] normalises the channels at each position, as LayerNorm2d does"),
+    "LayerNormalization": ("layernorm", ", with eps for epsilon (Keras' is 1e-3), over the channels as Keras' axis=-1"),
     "LocalResponseNorm": ("lrn", ""),
+    "StochasticDepth": ("stochastic_depth", ", with p and mode (row or batch) as torchvision's"),
+    "ChannelShuffle": ("channel_shuffle", ", with groups"),
     "Dropout": ("dropout", ", with p (Keras' rate)"),
     "Flatten": ("flatten", ""),
     "ReLU": ("relu", ""),
@@ -50,6 +54,7 @@ _TYPES_BY_LOWER = {name.lower(): name for name in reversed(TYPES)}  # the first 
 _POOLS = ("maxpool", "avgpool", "minpool")
 _CONV_SHAPE = "shape", "conv gives its channels and kernel as shape: [C_i, C_o, K_h, K_w]"
 _LINEAR_SHAPE = "shape", "linear gives its features as shape: [F_i, F_o]"
+_CHANNEL_LINEAR_SHAPE = "shape", "channel_linear gives its channels as shape: [C_i, C_o]"
 _OWN_LAYER = None, "cnnforge makes an activation a layer of its own, such as {type: relu} after this one"
 
 
@@ -68,13 +73,17 @@ KEYS: dict[str, dict[str, tuple[str | None, str]]] = {
     "kernel_size": {"conv": _CONV_SHAPE, **dict.fromkeys(_POOLS, _mean("kernel"))},
     "pool_size": dict.fromkeys(_POOLS, _mean("kernel")),
     "strides": dict.fromkeys(("conv", *_POOLS), _mean("stride")),
-    "use_bias": dict.fromkeys(("conv", "linear"), _mean("bias")),
+    "use_bias": dict.fromkeys(("conv", "linear", "channel_linear"), _mean("bias")),
     "activation": dict.fromkeys(("conv", "linear"), _OWN_LAYER),
     "units": {"linear": ("shape", f"{_LINEAR_SHAPE[1]}; Keras' units is F_o")},
-    "in_features": {"linear": _LINEAR_SHAPE},
-    "out_features": {"linear": _LINEAR_SHAPE},
+    "in_features": {"linear": _LINEAR_SHAPE, "channel_linear": _CHANNEL_LINEAR_SHAPE},
+    "out_features": {"linear": _LINEAR_SHAPE, "channel_linear": _CHANNEL_LINEAR_SHAPE},
     "num_features": {"batchnorm": _mean("channels")},
-    "epsilon": {"batchnorm": _mean("eps")},
+    "normalized_shape": {"layernorm": _mean("channels")},
+    "elementwise_affine": {"layernorm": _mean("affine")},
+    "epsilon": dict.fromkeys(("batchnorm", "layernorm"), _mean("eps")),
+    "drop_prob": {"stochastic_depth": _mean("p")},
+    "dim": {"chunk": (None, "chunk always splits the channels, torch.chunk's dim=1")},
     "output_size": dict.fromkeys(("adaptive_avgpool", "adaptive_maxpool"), _mean("output")),
     "rate": {"dropout": _mean("p")},
     "alpha": {"leaky_relu": _mean("negative_slope")},

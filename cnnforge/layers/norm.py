@@ -1,4 +1,5 @@
-"""Normalisation: batch norm over channels or features, and AlexNet's local response norm."""
+"""Normalisation: batch norm over channels or features, layer norm over the channels at each position (or over
+the features), and AlexNet's local response norm."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from .base import Checks, Pointwise, Shape, show
-from .fields import Number, PositiveNumber, Probability, Size
+from .fields import Flag, Number, PositiveNumber, Probability, Size
 from .memory import INPUT, Kept
+from .receptive import Field as Receptive
 from .registry import register
 
 if TYPE_CHECKING:
@@ -52,6 +54,53 @@ class BatchNorm(Pointwise):
 
         norm = nn.BatchNorm2d if len(x) == 3 else nn.BatchNorm1d
         return norm(x[0], self.eps, self.momentum)
+
+
+@register
+class LayerNorm(Pointwise):
+    """Layer normalisation over the channels at each position of [C, H, W] (torchvision's ConvNeXt LayerNorm2d), or
+    over the features of [F] (torch.nn.LayerNorm). Example: `{type: layernorm, eps: 1e-6}`."""
+
+    type: Literal["layernorm"]
+    channels: Size | None = None
+    """Channels (or features) normalised; checked against the input when given."""
+    eps: PositiveNumber = 1e-5
+    """Added to the variance for numerical stability (ConvNeXt uses 1e-6)."""
+    affine: Flag = True
+    """Learn a scale and a bias per channel (torch's elementwise_affine)."""
+
+    def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
+        checks.require(
+            self.channels in (None, x[0]),
+            lambda: (
+                f"channels={self.channels} but the incoming tensor has {x[0]} "
+                f"{'channels' if len(x) == 3 else 'features'} {show(x)}"
+            ),
+        )
+        return x
+
+    def receptive_field(self, x: Shape, field: Receptive) -> Receptive | None:
+        if len(x) == 3:
+            return field  # each position's channels, and nothing else, make its output
+        return Receptive(field.h.whole(), field.w.whole())  # every feature reads every other one, as in a linear layer
+
+    def params(self, x: Shape) -> int:
+        return 2 * x[0] if self.affine else 0
+
+    def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
+        positions = x[1] * x[2] if len(x) == 3 else 1
+        return INPUT, Kept.new(2 * positions)  # and the mean and 1/std of each position
+
+    def first_axis(self) -> int | None:
+        return self.channels
+
+    def module(self, x: Shape) -> nn.Module:
+        from torch import nn
+
+        from ..modules import LayerNorm2d
+
+        norm = LayerNorm2d if len(x) == 3 else nn.LayerNorm
+        return norm(x[0], self.eps, elementwise_affine=self.affine)
 
 
 @register

@@ -14,8 +14,8 @@ def register(cls: type[Layer]) -> type[Layer]:
     """Register a layer class under the tag of its `type: Literal["..."]` field.
 
     >>> @register
-    ... class Identity(Layer):
-    ...     type: typing.Literal["identity"]
+    ... class Square(Layer):
+    ...     type: typing.Literal["square"]
     """
     (kind,) = typing.get_args(cls.model_fields["type"].annotation)
     if kind in LAYERS and LAYERS[kind] is not cls:
