@@ -32,13 +32,16 @@ def arithmetic(draw: st.DrawFn, depth: int = 0) -> str:
     """An integer expression over a, b and small numbers, written as Python writes it too."""
     if depth > 3 or draw(st.booleans()):
         return draw(st.sampled_from(["a", "b", "7", "0", "12", "1"]))
-    kind = draw(st.sampled_from(["op", "op", "op", "neg", "call", "paren"]))
+    kind = draw(st.sampled_from(["op", "op", "op", "neg", "call", "paren", "if"]))
     left = draw(arithmetic(depth + 1))
     if kind == "neg":
         return f"-{left}"
     if kind == "paren":
         return f"({left})"
     right = draw(arithmetic(depth + 1))
+    if kind == "if":  # only the branch taken is evaluated: a division by zero in the other is no error
+        compare = draw(st.sampled_from(["<", "<=", "==", "!=", ">", ">="]))
+        return f"({left} if {draw(arithmetic(depth + 1))} {compare} {draw(arithmetic(depth + 1))} else {right})"
     if kind == "call":
         return f"{draw(st.sampled_from(['min', 'max']))}({left}, {right})"
     return f"{left} {draw(st.sampled_from(['+', '-', '*', '//', '%']))} {right}"
@@ -64,6 +67,8 @@ def test_arithmetic_is_pythons_integer_arithmetic(text: str) -> None:
         ("${in != out or stride != 1}", True),
         ("${not (in < out) and stride >= 1}", False),
         ("${stride == 2}", False),
+        ("${in if stride > 1 else out}", 128),
+        ("${in // (stride - 1) if stride > 1 else in}", 64),  # the branch not taken is not evaluated
         ("${name}", "same"),  # a name alone keeps its value, whatever it is
         ("${p}", 0.5),
     ],

@@ -1,6 +1,6 @@
 """Expressions inside `${...}`: small integer arithmetic over parameters, parsed here (never `eval`).
 
-    expr    := or
+    expr    := or ('if' or 'else' expr)?
     or      := and ('or' and)*
     and     := not ('and' not)*
     not     := 'not' not | compare
@@ -10,7 +10,8 @@
     unary   := '-' unary | atom
     atom    := INTEGER | 'true' | 'false' | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
 
-`${name}` alone stands for the parameter's value of any kind (a number, true/false, a word); every other
+As in Python, `a if condition else b` evaluates only the branch it takes. `${name}` alone stands for the
+parameter's value of any kind (a number, true/false, a word); every other
 expression works on integers (and true/false, from comparisons) and gives one.
 """
 
@@ -24,7 +25,7 @@ MAX_MAGNITUDE = 2**62  # results past this are refused: no network needs them, a
 MAX_NESTING = 32  # parentheses and calls inside each other
 FUNCTIONS: dict[str, Callable[..., int]] = {"min": min, "max": max}
 EXPRESSION = re.compile(r"^\$\{(.*)\}$", re.DOTALL)
-_WORDS = frozenset({"and", "or", "not", "true", "false"})
+_WORDS = frozenset({"and", "or", "not", "true", "false", "if", "else"})
 _TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|==|!=|<=|>=|[-+*%()<>,]))")
 
 
@@ -63,7 +64,13 @@ def evaluate(value: str, scope: Mapping[str, Any], describe: Callable[[str], str
     return _Parser(match[1], scope, describe).parse()
 
 
+Thunk = Callable[[], Any]  # a parsed expression: evaluating it may raise ExprError
+
+
 class _Parser:
+    """Parses the text between the braces into a thunk, then evaluates it: a conditional evaluates only the
+    branch it takes, as Python does (`${c // n if n > 0 else c}`)."""
+
     def __init__(self, text: str, scope: Mapping[str, Any], describe: Callable[[str], str] | None) -> None:
         self.text, self.scope, self.describe = text, scope, describe
         self.tokens: list[tuple[str, int]] = []  # (token, offset)
@@ -88,113 +95,132 @@ class _Parser:
         token = self.tokens[0][0]
         if len(self.tokens) == 1 and self._name(token) and token not in _WORDS:  # `${name}`: the value as it is
             return self._lookup(*self.tokens[0])
-        result = self._or()
+        result = self._conditional()
         if self.at < len(self.tokens):
             token, offset = self.tokens[self.at]
             raise ExprError(f"unexpected {token!r}", offset)
-        return result
+        return result()
 
-    # -- the grammar, one method per rule -------------------------------------------------------------------
+    # -- the grammar, one method per rule; each returns a thunk ---------------------------------------------
 
-    def _or(self) -> Any:
+    def _conditional(self) -> Thunk:
+        value = self._or()
+        if not self._take("if"):
+            return value
+        with self._nested(self.tokens[self.at - 1][1]):
+            condition = self._or()
+            self._expect("else", "after the condition of 'if'")
+            other = self._conditional()
+        return lambda: value() if self._truth(condition()) else other()
+
+    def _or(self) -> Thunk:
         left = self._and()
         while self._take("or"):
             right = self._and()
-            left = self._truth(left) or self._truth(right)
+            left = (lambda a, b: lambda: self._truth(a()) or self._truth(b()))(left, right)
         return left
 
-    def _and(self) -> Any:
+    def _and(self) -> Thunk:
         left = self._not()
         while self._take("and"):
             right = self._not()
-            left = self._truth(left) and self._truth(right)
+            left = (lambda a, b: lambda: self._truth(a()) and self._truth(b()))(left, right)
         return left
 
-    def _not(self) -> Any:
+    def _not(self) -> Thunk:
         if self._take("not"):
             with self._nested(self.tokens[self.at - 1][1]):
-                return not self._truth(self._not())
+                operand = self._not()
+            return lambda: not self._truth(operand())
         return self._compare()
 
-    def _compare(self) -> Any:
+    def _compare(self) -> Thunk:
         left = self._sum()
         for operator in ("==", "!=", "<=", ">=", "<", ">"):
             if self._take(operator):
                 offset = self.tokens[self.at - 1][1]
                 right = self._sum()
-                if operator in ("==", "!="):
-                    return (left == right) == (operator == "==")
-                a, b = self._int(left, offset), self._int(right, offset)
-                return {"<=": a <= b, ">=": a >= b, "<": a < b, ">": a > b}[operator]
+                return lambda: self._comparison(operator, left(), right(), offset)
         return left
 
-    def _sum(self) -> Any:
+    def _comparison(self, operator: str, left: Any, right: Any, offset: int) -> bool:
+        if operator in ("==", "!="):
+            return (left == right) == (operator == "==")
+        a, b = self._int(left, offset), self._int(right, offset)
+        return {"<=": a <= b, ">=": a >= b, "<": a < b, ">": a > b}[operator]
+
+    def _sum(self) -> Thunk:
         left = self._product()
         while self._peek() in ("+", "-"):
             operator, offset = self.tokens[self.at]
             self.at += 1
-            a, b = self._int(left, offset), self._int(self._product(), offset)
-            left = self._bound(a + b if operator == "+" else a - b, offset)
+            left = self._arithmetic(operator, offset, left, self._product())
         return left
 
-    def _product(self) -> Any:
+    def _product(self) -> Thunk:
         left = self._unary()
         while self._peek() in ("*", "//", "%"):
             operator, offset = self.tokens[self.at]
             self.at += 1
-            a, b = self._int(left, offset), self._int(self._unary(), offset)
-            if operator != "*" and b == 0:
-                raise ExprError(f"division by zero ({a} {operator} 0)", offset)
-            left = self._bound(a * b if operator == "*" else a // b if operator == "//" else a % b, offset)
+            left = self._arithmetic(operator, offset, left, self._unary())
         return left
 
-    def _unary(self) -> Any:
+    def _arithmetic(self, operator: str, offset: int, left: Thunk, right: Thunk) -> Thunk:
+        def value() -> int:
+            a, b = self._int(left(), offset), self._int(right(), offset)
+            if operator in ("//", "%") and b == 0:
+                raise ExprError(f"division by zero ({a} {operator} 0)", offset)
+            return self._bound(_OPERATORS[operator](a, b), offset)
+
+        return value
+
+    def _unary(self) -> Thunk:
         if self._peek() == "-":
             offset = self.tokens[self.at][1]
             self.at += 1
             with self._nested(offset):
-                return -self._int(self._unary(), offset)
+                operand = self._unary()
+            return lambda: -self._int(operand(), offset)
         return self._atom()
 
-    def _atom(self) -> Any:
+    def _atom(self) -> Thunk:
         if self.at >= len(self.tokens):
             raise ExprError("the expression ends too early: a number, a name or '(' is missing", len(self.text))
         token, offset = self.tokens[self.at]
         self.at += 1
         if token.isdigit():
-            return self._bound(int(token), offset)
+            number = self._bound(int(token), offset)
+            return lambda: number
         if token in ("true", "false"):
-            return token == "true"
+            return lambda: token == "true"
         if token == "(":
             with self._nested(offset):
-                value = self._or()
+                value = self._conditional()
             self._expect(")", "to close the '(' at character " + str(offset + 1))
             return value
-        if self._name(token):
+        if self._name(token) and token not in _WORDS:
             if self._peek() == "(":
                 return self._call(token, offset)
-            return self._lookup(token, offset)
+            return lambda: self._lookup(token, offset)
         raise ExprError(f"unexpected {token!r}: expected a number, a name or '('", offset)
 
-    def _call(self, function: str, offset: int) -> int:
+    def _call(self, function: str, offset: int) -> Thunk:
         if function not in FUNCTIONS:
             raise ExprError(f"unknown function '{function}' (known: {', '.join(FUNCTIONS)})", offset)
         self.at += 1  # the '('
         arguments = []
         with self._nested(offset):
-            arguments.append(self._int(self._or(), offset))
+            arguments.append(self._conditional())
             while self._take(","):
-                arguments.append(self._int(self._or(), offset))
+                arguments.append(self._conditional())
         self._expect(")", f"to close {function}(")
         if len(arguments) < 2:
             raise ExprError(f"{function}() takes two or more integers, found {len(arguments)}", offset)
-        return FUNCTIONS[function](arguments)
+        return lambda: FUNCTIONS[function]([self._int(argument(), offset) for argument in arguments])
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
     def _lookup(self, name: str, offset: int) -> Any:
-        if name in ("and", "or", "not"):
-            raise ExprError(f"unexpected {name!r}", offset)
         if name not in self.scope:
             known = self.describe(name) if self.describe else ", ".join(self.scope) or "none"
             raise ExprError(f"unknown parameter '{name}' ({known})")  # the name says where
@@ -237,6 +263,15 @@ class _Parser:
 
     def _nested(self, offset: int) -> _Depth:
         return _Depth(self, offset)
+
+
+_OPERATORS: dict[str, Callable[[int, int], int]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "//": lambda a, b: a // b,
+    "%": lambda a, b: a % b,
+}
 
 
 class _Depth:
