@@ -147,6 +147,21 @@ def test_the_schema_uses_only_draft_2020_12_keywords() -> None:
     assert _keywords(schema) <= DRAFT_2020_12, _keywords(schema) - DRAFT_2020_12
 
 
+def _types(node: object) -> list[object]:
+    if isinstance(node, list):
+        return [t for item in node for t in _types(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["type"]] if isinstance(node.get("type"), (str, list)) else []
+    return found + [t for key, value in node.items() if key not in VALUES for t in _types(value)]
+
+
+def test_the_schema_names_one_type_at_a_time() -> None:
+    """ajv in strict mode refuses `type: [integer, string]` (strictTypes): alternatives are anyOf or if/then."""
+    schema = json.loads((ROOT / "cnnforge" / "schema.json").read_text())
+    assert all(isinstance(t, str) for t in _types(schema))
+
+
 def _check_jsonschema(files: list[Path]) -> dict[str, list[str]]:
     """check-jsonschema's messages per file name, for `files` validated against the shipped schema."""
     run = subprocess.run(

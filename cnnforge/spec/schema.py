@@ -204,9 +204,13 @@ def _entries(names: dict[str, str], suffix: str, blocks: bool) -> dict[str, dict
             "required": ["type", "branches"],
             "additionalProperties": False,
             "dependentRequired": {"first": ["repeat"]},
-            "if": {"properties": {"type": {"const": "concat"}}},
-            "then": {"properties": {"branches": {"minProperties": 1}}},
-            "else": {"properties": {"branches": {"minProperties": 2}}},
+            "allOf": [  # concat takes one branch or more, add and multiply two or more
+                {
+                    "if": {"properties": {"type": {"enum": ops}, "branches": {"type": "object"}}},
+                    "then": {"properties": {"branches": {"type": "object", "minProperties": least}}},
+                }
+                for ops, least in ((["concat"], 1), (["add", "multiply"], 2))
+            ],
         },
         sequence: {
             "type": "object",
@@ -267,32 +271,40 @@ def _name() -> dict[str, Any]:
 
 
 def _repeat() -> dict[str, Any]:
-    return {  # one schema, not anyOf, so that a validator says which bound -1 breaks
-        "type": ["integer", "string"],
-        "minimum": 1,
-        "maximum": MAX_NODES,
-        "pattern": EXPRESSION["pattern"],
-        "description": "How many times the entry is repeated, an integer >= 1 or a '${...}' expression: a group "
-        "named by the entry's name, its repetitions named 0, 1, ...; '${index}' is the repetition's number in the "
-        "entry's own expressions.",
-    }
+    description = (
+        "How many times the entry is repeated, an integer >= 1 or a '${...}' expression: a group named by the "
+        "entry's name, its repetitions named 0, 1, ...; '${index}' is the repetition's number in the entry's own "
+        "expressions."
+    )
+    return _by_type(description, integer={"minimum": 1, "maximum": MAX_NODES}, string={"$ref": EXPRESSION_REF})
 
 
 def _when() -> dict[str, Any]:
-    return {
-        "type": ["boolean", "integer", "string"],
-        "pattern": EXPRESSION["pattern"],
-        "description": "Whether the entry is there: true/false, an integer (0 is false) or a '${...}' expression, "
-        "e.g. '${stride != 1 or in != out}'.",
-    }
+    description = (
+        "Whether the entry is there: true/false, an integer (0 is false) or a '${...}' expression, e.g. "
+        "'${stride != 1 or in != out}'."
+    )
+    return _by_type(description, boolean={}, integer={}, string={"$ref": EXPRESSION_REF})
 
 
 def _blocks(description: str, names: dict[str, str]) -> dict[str, Any]:
-    return {
-        "type": ["object", "null"],
-        "description": description,
+    blocks = {
         "propertyNames": {"pattern": IDENTIFIER, "not": {"enum": sorted([*names, *MERGES, "sequence"])}},
         "additionalProperties": {"$ref": "#/$defs/Block"},
+    }
+    return _by_type(description, object=blocks, null={})
+
+
+def _by_type(description: str, **schemas: dict[str, Any]) -> dict[str, Any]:
+    """A value of one of the JSON types named, each with its own schema, written as `if` its type `then` its schema
+    rather than anyOf: a validator reports the mistake in the value's own type's schema (-1 is less than the
+    minimum of 1) rather than that no alternative fits, and strict validators (ajv's strictTypes) take it."""
+    return {
+        "description": description,
+        "anyOf": [{"type": kind} for kind in schemas],
+        "allOf": [
+            {"if": {"type": kind}, "then": {"type": kind, **schema}} for kind, schema in schemas.items() if schema
+        ],
     }
 
 
