@@ -328,7 +328,8 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser(
         "schema",
         help="print the JSON Schema of the spec format (for editors)",
-        description="Print the JSON Schema of spec files, generated from cnnforge's models.",
+        description="Print the JSON Schema of spec files, generated from cnnforge's models: every layer kind "
+        "registered, the installed plugins' included, inside blocks, branches and sequences too.",
     )
     sub.set_defaults(run=schema)
     return main
