@@ -171,6 +171,9 @@ def report(args: argparse.Namespace) -> int:
 
 def _hydra_command(name: str, argv: list[str]) -> int:
     """`cnnforge train` (the Hydra app), or a command that uses a trained network (cnnforge/use/NAME.py)."""
+    from .layers import LAYERS
+
+    LAYERS.load_plugins()  # here, where a broken plugin is said in one line, rather than inside Hydra's job
     try:
         if name == "train":
             from .train import app
@@ -325,7 +328,8 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser(
         "schema",
         help="print the JSON Schema of the spec format (for editors)",
-        description="Print the JSON Schema of spec files, generated from cnnforge's models.",
+        description="Print the JSON Schema of spec files, generated from cnnforge's models: every layer kind "
+        "registered, the installed plugins' included, inside blocks, branches and sequences too.",
     )
     sub.set_defaults(run=schema)
     return main
@@ -394,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(failure.error, BrokenPipeError):  # `cnnforge summary ... | head`: the reader has enough
             return 0
         print(f"cnnforge: error: cannot write output: {failure.error.strerror or failure.error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        plugins = sys.modules.get("cnnforge.layers.plugins")  # a PluginError comes from there, once loaded
+        if plugins is None or not isinstance(error, plugins.PluginError):
+            raise
+        print(f"cnnforge: error: {error}", file=sys.stderr)
         return 1
     finally:
         sys.stdout = stdout

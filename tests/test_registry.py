@@ -76,3 +76,23 @@ def test_a_kind_cannot_be_registered_twice() -> None:
 
     with pytest.raises(ValueError, match="already registered"):
         register(Other)
+
+
+def test_what_cannot_be_a_kind_is_refused() -> None:
+    from cnnforge.layers.registry import STRUCTURE, RegistryError
+    from cnnforge.spec.graph import STRUCTURE as GRAPH_WORDS
+
+    class Add(Layer):
+        type: Literal["add"]
+
+    class Untagged(Layer):
+        pass
+
+    assert STRUCTURE == GRAPH_WORDS
+    with pytest.raises(RegistryError, match="'add' is a word of the spec format"):
+        register(Add)
+    with pytest.raises(RegistryError, match=r"Untagged needs a field `type: Literal\[\"kind\"\]`"):
+        register(Untagged)
+    with pytest.raises(RegistryError, match=r"is not a subclass of cnnforge\.layers\.Layer"):
+        register(dict)  # type: ignore[arg-type]
+    assert "add" not in LAYERS and "untagged" not in LAYERS

@@ -12,7 +12,7 @@ import pytest
 
 from cnnforge.layers import LAYERS
 from cnnforge.spec import parse
-from cnnforge.spec.schema import json_schema
+from cnnforge.spec.schema import KINDS, json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
@@ -38,14 +38,25 @@ def test_cnnforge_schema_prints_the_committed_schema() -> None:
 def test_every_layer_kind_and_field_is_described() -> None:
     schema = json_schema()
     assert schema["description"]
-    union = schema["properties"]["layers"]["items"]
-    kinds = {branch["if"]["properties"]["type"]["const"]: branch["then"]["$ref"] for branch in union["allOf"]}
-    assert set(kinds) == set(LAYERS) == set(union["properties"]["type"]["enum"])
-    for kind, ref in kinds.items():
-        layer = schema["$defs"][ref.rsplit("/", 1)[1]]
-        assert layer["description"], kind
-        for field, spec in layer["properties"].items():
-            assert spec.get("description"), f"{kind}.{field}"
+    for entry in ("Entry", "EntryWithoutBlocks"):
+        dispatch = schema["$defs"][entry]["allOf"]
+        kinds = {
+            branch["if"]["properties"]["type"]["const"]: branch["then"]["$ref"]
+            for branch in dispatch
+            if "const" in branch["if"]["properties"]["type"] and branch["then"]["$ref"].startswith(KINDS)
+        }
+        assert set(kinds) == set(LAYERS), entry
+        for kind, ref in kinds.items():
+            layer = schema["$defs"]["kinds"]["$defs"][ref.removeprefix(KINDS)]
+            assert layer["description"], kind
+            for field, spec in layer["properties"].items():
+                assert spec.get("description") or list(spec) == ["$ref"], f"{kind}.{field}"  # the $ref's has one
+    words = schema["$defs"]["EntryWithoutBlocks"]["properties"]["type"]["enum"]
+    assert words == sorted([*LAYERS, "add", "concat", "multiply", "sequence"])
+    for name, definition in schema["$defs"].items():
+        assert definition.get("description"), name
+        for field, spec in definition.get("properties", {}).items():
+            assert spec.get("description") or list(spec) == ["$ref"], f"{name}.{field}"
     for field, spec in schema["properties"].items():
         assert spec.get("description"), field
 
@@ -113,7 +124,7 @@ DRAFT_2020_12 = frozenset(
     contentSchema title description default deprecated readOnly writeOnly examples""".split()
 )
 NAMES = ("properties", "patternProperties", "$defs", "dependentSchemas")  # their keys are names, not keywords
-VALUES = ("const", "enum", "default", "examples", "required")  # their contents are data
+VALUES = ("const", "enum", "default", "examples", "required", "dependentRequired")  # their contents are data
 
 
 def _keywords(node: object) -> set[str]:
@@ -134,6 +145,21 @@ def test_the_schema_uses_only_draft_2020_12_keywords() -> None:
     schema = json.loads((ROOT / "cnnforge" / "schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     assert _keywords(schema) <= DRAFT_2020_12, _keywords(schema) - DRAFT_2020_12
+
+
+def _types(node: object) -> list[object]:
+    if isinstance(node, list):
+        return [t for item in node for t in _types(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["type"]] if isinstance(node.get("type"), (str, list)) else []
+    return found + [t for key, value in node.items() if key not in VALUES for t in _types(value)]
+
+
+def test_the_schema_names_one_type_at_a_time() -> None:
+    """ajv in strict mode refuses `type: [integer, string]` (strictTypes): alternatives are anyOf or if/then."""
+    schema = json.loads((ROOT / "cnnforge" / "schema.json").read_text())
+    assert all(isinstance(t, str) for t in _types(schema))
 
 
 def _check_jsonschema(files: list[Path]) -> dict[str, list[str]]:
@@ -255,3 +281,182 @@ def test_parameters_cannot_stand_for_type_or_names(validator, name: str, key: st
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "${" in row and not row.startswith("params"))
     assert (diagnostic.line, diagnostic.message.split(" (")[0]) == (line, f"'{key}' cannot be a parameter")
     assert not validator.is_valid(parse(text).data)
+
+
+# --- the graph: blocks, branches, sequences, repeats ------------------------------------------------------------
+
+DENSE = """\
+name: dense
+params: {growth: 32}
+input: [64, 56, 56]
+blocks:
+  denselayer:                  # torchvision's _DenseLayer
+    params: {in: 64, growth: 32, bn_size: 4}
+    layers:
+      - type: concat
+        branches:
+          input: []
+          new:
+            - {type: batchnorm, name: norm1}
+            - {type: relu, name: relu1}
+            - {type: conv, name: conv1, shape: ['${in}', '${bn_size * growth}', 1, 1], bias: false}
+            - {type: batchnorm, name: norm2}
+            - {type: relu, name: relu2}
+            - {type: conv, name: conv2, shape: ['${bn_size * growth}', '${growth}', 3, 3], padding: 1, bias: false}
+layers:
+  - {type: denselayer, name: denseblock1, repeat: 6, in: '${64 + index * growth}'}
+"""
+TWO = "name: t\ninput: [2, 8, 8]\n"
+BLOCK = TWO + "blocks:\n  b:\n    params: {c: 2}\n    layers:\n"  # a block, then its layers at 6 spaces
+GRAPH_ACCEPTED = {
+    "dense": DENSE,
+    "repeat_first_when": TWO + "params: {deep: true}\nlayers:\n"
+    "  - {type: conv, name: c, shape: [2, 2, 3, 3], padding: 1, repeat: 3, first: {stride: 2}, when: '${deep}'}\n"
+    "  - {type: conv, shape: ['${2 + 2}', 4, 1, 1], bias: '${1 < 2}', repeat: '${1 + 1}',"
+    " first: {shape: [2, 4, 1, 1]}}\n"
+    "  - {type: relu, when: 0}\n",
+    "sequence_and_merges": TWO + "layers:\n"
+    "  - type: sequence\n    name: stem\n    repeat: 2\n    first: {layers: [{type: tanh}]}\n    layers:\n"
+    "      - type: multiply\n        branches:\n          x: []\n          gate: [{type: sigmoid}]\n"
+    "  - {type: add, name: sum, branches: {a: [{type: relu}], b: [], c: [{type: tanh}]}}\n"
+    "  - {type: concat, branches: {only: [{type: relu}]}}\n",
+    "block_arguments": TWO + "blocks:\n  b:\n    description: a block with every kind of argument\n"
+    "    params: {c: 2, k: 3, pad: same, shape: [2, 2, 1, 1]}\n    layers:\n"
+    "      - {type: conv, shape: ['${c}', '${c}', '${k}', '${k}'], padding: '${pad}'}\n"
+    "      - {type: conv, shape: '${shape}'}\n"
+    "layers:\n  - {type: b, name: one, k: 1, pad: 0}\n  - {type: b, shape: [2, 2, 3, 3], repeat: 2, first: {c: 2}}\n",
+}
+GRAPH_MISTAKES = {  # YAML text -> (the path, and a word of the message, that check-jsonschema gives)
+    "branch_conv_unknown_key": (
+        BLOCK + "      - type: add\n        branches:\n"
+        "          x: [{type: conv, shape: [2, 2, 3, 3], padding: 1, strides: 1}]\n          y: []\n"
+        "layers:\n  - {type: b}\n",
+        "$.blocks.b.layers[0].branches.x[0]",
+        "'strides' was unexpected",
+    ),
+    "branches_not_a_mapping": (
+        TWO + "layers:\n  - {type: add, branches: [[], [{type: relu}]]}\n",
+        "$.layers[0].branches",
+        "is not of type 'object'",
+    ),
+    "repeat_negative": (TWO + "layers:\n  - {type: relu, repeat: -1}\n", "$.layers[0].repeat", "minimum of 1"),
+    "sequence_strides": (
+        TWO + "layers:\n  - type: sequence\n    name: s\n    layers:\n      - {type: maxpool, kernel: 2, strides: 2}\n",
+        "$.layers[0].layers[0]",
+        "'strides' was unexpected",
+    ),
+    "add_one_branch": (
+        TWO + "layers:\n  - {type: add, branches: {a: [{type: relu}]}}\n",
+        "$.layers[0].branches",
+        "enough properties",
+    ),
+    "merge_unknown_key": (
+        TWO + "layers:\n  - {type: concat, branch: {a: []}}\n",
+        "$.layers[0]",
+        "'branches' is a required property",
+    ),
+    "sequence_without_layers": (TWO + "layers:\n  - {type: sequence, name: s}\n", "$.layers[0]", "'layers'"),
+    "first_without_repeat": (
+        TWO + "layers:\n  - {type: relu, first: {}}\n",
+        "$.layers[0]",
+        "'repeat' is a dependency of 'first'",
+    ),
+    "first_changes_name": (
+        TWO + "layers:\n  - {type: relu, repeat: 2, first: {name: r}}\n",
+        "$.layers[0].first",
+        "'name' was unexpected",
+    ),
+    "first_typo": (
+        TWO + "layers:\n  - {type: maxpool, kernel: 2, repeat: 2, first: {strid: 1}}\n",
+        "$.layers[0].first",
+        "'strid' was unexpected",
+    ),
+    "when_word": (TWO + "layers:\n  - {type: relu, when: sometimes}\n", "$.layers[0].when", "does not match"),
+    "unknown_type_without_blocks": (
+        TWO + "layers:\n  - {type: basic, in: 64}\n",
+        "$.layers[0].type",
+        "'basic' is not one of",
+    ),
+    "type_expression_with_blocks": (
+        BLOCK + "      - {type: relu}\nlayers:\n  - {type: '${c}'}\n",
+        "$.layers[0].type",
+        "should not be valid",
+    ),
+    "block_named_like_a_kind": (
+        TWO + "blocks:\n  conv:\n    layers: [{type: relu}]\nlayers:\n  - {type: conv, shape: [2, 2, 1, 1]}\n",
+        "$.blocks",
+        "'conv'",
+    ),
+    "block_key_typo": (
+        TWO + "blocks:\n  b:\n    layer: [{type: relu}]\nlayers:\n  - {type: b}\n",
+        "$.blocks.b",
+        "'layers' is a required property",
+    ),
+    "block_parameter_repeat": (
+        TWO + "blocks:\n  b:\n    params: {repeat: 2}\n    layers: [{type: relu}]\nlayers:\n  - {type: b}\n",
+        "$.blocks.b.params",
+        "'repeat'",
+    ),
+    "block_without_layers": (
+        TWO + "blocks:\n  b:\n    params: {c: 2}\n    layers: []\nlayers:\n  - {type: b}\n",
+        "$.blocks.b.layers",
+        "should be non-empty",
+    ),
+}
+
+
+def test_graph_specs_pass_check_jsonschema_and_check_alike(validator, tmp_path: Path) -> None:
+    from cnnforge import compile_spec
+    from cnnforge.spec import read_text
+
+    files = []
+    for name, text in GRAPH_ACCEPTED.items():
+        loaded = read_text(text, name)
+        assert loaded.spec is not None, loaded.diagnostics
+        assert compile_spec(loaded.spec).ok, name
+        assert validator.is_valid(parse(text).data), name
+        files.append(tmp_path / f"{name}.yaml")
+        files[-1].write_text(text)
+    assert _check_jsonschema(files) == {str(f): [] for f in files}
+
+
+def test_graph_mistakes_are_refused_by_check_jsonschema_and_check_alike(tmp_path: Path) -> None:
+    from cnnforge.spec import read_text
+
+    files = {}
+    for name, (text, _, _) in GRAPH_MISTAKES.items():
+        assert read_text(text).spec is None, name
+        files[name] = tmp_path / f"{name}.yaml"
+        files[name].write_text(text)
+    found = _check_jsonschema(list(files.values()))
+    for name, (_, path, word) in GRAPH_MISTAKES.items():
+        messages = found[str(files[name])]
+        assert any(m.startswith(f"{path}: ") and word in m for m in messages), (name, messages)
+
+
+def test_a_kind_registered_now_is_an_entry_everywhere(validator) -> None:
+    from typing import Literal
+
+    from cnnforge.layers import Layer, register
+    from cnnforge.layers.fields import Size
+
+    class Shuffle(Layer):
+        """Channel shuffle in groups."""
+
+        type: Literal["shuffle"]
+        groups: Size
+        """How many groups."""
+
+    register(Shuffle)
+    try:
+        schema = jsonschema.Draft202012Validator(json_schema())
+    finally:
+        del LAYERS["shuffle"]
+    layers = [{"type": "add", "branches": {"a": [{"type": "shuffle", "groups": 2, "repeat": 2}], "b": []}}]
+    spec = {"name": "s", "input": [4, 8, 8], "layers": layers}
+    assert schema.is_valid(spec)
+    assert not validator.is_valid(spec)  # the schema of the kinds registered before
+    layers[0]["branches"]["a"][0]["group"] = 2
+    assert [e.message for e in schema.iter_errors(spec)] == [
+        "Additional properties are not allowed ('group' was unexpected)"
+    ]
