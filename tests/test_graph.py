@@ -280,3 +280,22 @@ def test_hostile_graphs_are_refused_quickly_with_a_position(name: str, tmp_path:
     assert elapsed < 1.0, elapsed
     said = str(compiled.diagnostics[0])
     assert any(word in said for word in ("uses itself", f"{MAX_NODES:,}", "nested deeper", "is too large")), said
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("3x", "'name': string should match pattern '^[A-Za-z][A-Za-z0-9_]*$', found '3x'"),
+        ("a.b", "'name': string should match pattern '^[A-Za-z][A-Za-z0-9_]*$', found 'a.b'"),
+        ("train", "'name': 'train' is reserved by torch.nn.Module; choose another name"),
+        ("'${n}'", "'name': string should match pattern '^[A-Za-z][A-Za-z0-9_]*$', found '${n}'"),
+    ],
+)
+@pytest.mark.parametrize(
+    "entry", ["{type: sequence, name: %s, layers: [{type: relu}]}", "{type: relu, name: %s, repeat: 2}"]
+)
+def test_group_names_are_checked_as_layer_names(name: str, message: str, entry: str, tmp_path: Path) -> None:
+    """A group's name becomes a submodule's, as a layer's does: torch would refuse it when building."""
+    text = "name: x\nparams: {n: 1}\ninput: [1, 4, 4]\nlayers:\n  - " + entry % name + "\n"
+    (error,) = errors(text, tmp_path)
+    assert error.split(": error: ")[1] == message

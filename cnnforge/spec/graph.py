@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import TypeAdapter, ValidationError
+
 from ..diagnostics import Diagnostic
+from ..layers.fields import LayerName
 from ..layers.registry import suggest
 from .expr import ExprError, evaluate, is_expression
 from .params import STRUCTURAL
@@ -29,6 +32,7 @@ ENTRY = frozenset({"type", "name", "repeat", "first", "when"})  # keys of every 
 INDEX = "index"  # the repetition's number, 0 .. N-1, in the expressions of a repeated entry
 MAX_NODES = 100_000  # layers, merges and groups once unrolled; the largest torchvision network has ~1,000
 MAX_NESTING = 32  # groups and branches inside each other
+_NAME: TypeAdapter = TypeAdapter(LayerName)
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,9 @@ class Expander:
         name = item.get("name", default)
         if not isinstance(name, str):
             return self._leaf(item, where, scope, names, index, None, {})  # the layer's validation says why
+        grouping = "repeat" in item or kind in STRUCTURE or (isinstance(kind, str) and kind in self.blocks)
+        if grouping and "name" in item:  # a layer's name is checked with its other keys
+            self._name(name, (*where, "name"), scope)
         if "when" in item and not self._truth(item["when"], (*where, "when"), scope):
             return None
         if "first" in item and "repeat" not in item:
@@ -394,6 +401,17 @@ class Expander:
         return leaf
 
     # -- helpers --------------------------------------------------------------------------------------------
+
+    def _name(self, name: str, where: Path, scope: _Scope) -> None:
+        """Refuse a group's name that could not be a submodule's, as a layer's is refused."""
+        try:
+            _NAME.validate_python(name)
+        except ValidationError as error:
+            problem = error.errors(include_url=False)[0]
+            message = problem["msg"][0].lower() + problem["msg"][1:]
+            found = "" if problem["type"] == "reserved" else f", found {name[:40]!r}"
+            self._error(where, f"'name': {message}{found}", scope)
+            raise _Failed from None
 
     def _claim(self, names: _Names, name: str, index: int) -> int | None:
         first = names.used.setdefault(name, index)
