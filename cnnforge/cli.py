@@ -100,7 +100,7 @@ def summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(as_json(compiled, args.macs, args.batch), indent=2))
     else:
-        print(as_table(compiled, args.macs, args.batch, args.analysis))
+        print(as_table(compiled, args.macs, args.batch, args.analysis, args.depth))
     return 0
 
 
@@ -272,6 +272,13 @@ def parser() -> argparse.ArgumentParser:
         "output, max pooling its input and int64 indices, dropout its mask, batchnorm its input and 2 floats "
         "per channel...), each tensor once; parameters (given apart, float32), their gradients and optimizer "
         "state are not included",
+    )
+    sub.add_argument(
+        "--depth",
+        type=_batch,
+        metavar="N",
+        help="in a graph's table, show N levels of its tree (1: the top-level layers and groups), each group's "
+        "row giving the totals of what it holds (default: every level)",
     )
     sub.set_defaults(run=summary)
 
