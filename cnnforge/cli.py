@@ -343,9 +343,9 @@ HYDRA_COMMANDS = {
     "evaluate": "loss, accuracy and confusion matrix of a checkpoint: cnnforge evaluate ckpt=PATH [data=NAME]",
     "predict": "top-k classes of images: cnnforge predict ckpt=PATH [top_k=3] IMAGE...",
     "explain": "class-activation heatmaps (Grad-CAM, ...) over images: cnnforge explain ckpt=PATH "
-    "[method=gradcam] [layer=NAME] [class=C] IMAGE... (--help lists the methods)",
+    "[method=gradcam] [layer=PATH] [class=C] IMAGE... (--help lists the methods)",
     "features": "a layer's activation maps, and the first conv layer's filters, as image grids: "
-    "cnnforge features ckpt=PATH [layer=NAME] [filters=true] IMAGE...",
+    "cnnforge features ckpt=PATH [layer=PATH] [filters=true] IMAGE...",
 }
 
 
