@@ -302,7 +302,7 @@ def parser() -> argparse.ArgumentParser:
         description="Draw the architecture from the spec alone: each feature map a box sized by its shape, "
         "kernels, fully connected layers as bars, and each stage's parameters and MACs. In a graph, branches are "
         "drawn side by side and an empty one (a skip connection) as an arc past them, groups in dashed frames, and "
-        "repetitions that are alike once, as xN with what they give.",
+        "repetitions that are alike once, as ×N with what they give.",
     )
     sub.add_argument("file", metavar="FILE", help="a spec file")
     sub.add_argument(

@@ -184,3 +184,31 @@ def test_explain_refuses_a_merge_no_module_computes(ckpt: Path, image: Path, cap
         "cnnforge explain: layer=layer1.0.add0: the add of body and shortcut is computed by no module of its own, "
         "so nothing can be hooked on it; take layer1.0.relu, the layer after it, or layer1.0, the group it is in"
     )
+
+
+def test_report_of_a_graph_shows_its_tree_and_its_drawing(ckpt: Path) -> None:
+    """The report's model section, of a run whose checkpoint holds a graph: the summary as a tree whose
+    indentation the page keeps, and the drawing with its arcs and frames."""
+    import html
+    import re
+
+    from cnnforge.report.evaluation import Evaluation
+    from cnnforge.report.page import render
+    from cnnforge.report.run import RunFolder
+    from cnnforge.summary import as_table
+
+    compiled = load(ckpt).compiled
+    result = Evaluation(
+        ckpt, compiled, 0, "synthetic", ["a", "b", "c"], 3, 1.0, 1 / 3, [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
+    )
+    page = render(RunFolder(ckpt.parent, "data: {name: synthetic}\n"), result)
+    table = page[page.index('<table id="summary-table">') : page.index("</table>")]
+    cells = [html.unescape(cell) for cell in re.findall(r'<td class="text pre">(.*?)</td>', table)]
+    names = cells[::3]  # name, type, output
+    lines = as_table(compiled).splitlines()
+    start, end = list(re.finditer(r"-+", lines[2]))[1].span()  # the name column
+    assert names == [line[start:end].rstrip() for line in lines[3:-5]]
+    assert names[1:4] == ["layer1", "├─ 0", "│  ├─ conv1"]
+    assert "td.pre { white-space: pre; }" in page  # so that the browser keeps the tree's spaces
+    assert len(re.findall(r'<g id="skip\d+">', page)) == 2  # layer1 (its 2 blocks folded), grow's input; not layer2.0
+    assert "layer1: basic ×2" in re.findall(r"<!-- (.*?) -->", page)
