@@ -22,6 +22,7 @@ SPECS = {
     "resnet50": ROOT / "architectures" / "resnet50.yaml",
     "dense": DATA / "dense.yaml",
     "inception": DATA / "inception.yaml",
+    "nested": DATA / "nested.yaml",
 }
 
 
@@ -129,6 +130,20 @@ def test_inception_branches_are_side_by_side(tmp_path: Path) -> None:
     assert len({round(starts[lane[0]]) for lane in lanes[:3]}) == 1  # starting from the same split
     (mixed,) = [join for join in placed.joins if join.lines[0][0] == "mixed"]
     assert mixed.op == "concat" and mixed.x > max(c.box.right for c in placed.columns if c.stage.label == "project")
+
+
+def test_nested_groups_nest_their_frames_and_a_repeated_layer_folds(tmp_path: Path) -> None:
+    text = labels(svg_of("nested", tmp_path))
+    assert sorted(t for t in text if t.endswith((": stage", "×2", "×3"))) == [
+        "plain: conv ×3",
+        "s1: stage",
+        "units: twin ×2",
+    ]
+    assert {"left", "right", "a", "b", "x", "y", "concat2", "add0", "add3"} <= set(text)
+    assert "extra" not in text  # a sequence that `when` leaves empty draws nothing
+    placed = layout_of(compile_file(SPECS["nested"]))
+    stage, units = (next(b for b in placed.boxes if b.title[0] == title) for title in ("s1: stage", "units: twin ×2"))
+    assert stage.x0 < units.x0 and units.x1 < stage.x1 and stage.y0 < units.y0 and units.y1 < stage.y1
 
 
 def test_draw_of_a_graph_is_the_same_every_time(tmp_path: Path) -> None:

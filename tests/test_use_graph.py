@@ -125,6 +125,21 @@ def test_maps_are_looked_up_by_path(ckpt: Path) -> None:
     assert (group.kind, group.output, group.module) == ("repeat", (16, 8, 8), "layer2")
 
 
+def test_a_merge_straight_into_another_is_refused_with_its_group() -> None:
+    from cnnforge.compiler import compile_file
+    from cnnforge.use.command import UsageError
+
+    compiled = compile_file(Path(__file__).parent / "data" / "nested.yaml")
+    with pytest.raises(UsageError) as refused:
+        feature_layer(compiled, "s1.units.0.concat2")
+    assert str(refused.value) == (
+        "layer=s1.units.0.concat2: the concat of left and right is computed by no module of its own, so nothing "
+        "can be hooked on it; take s1.units.0, the group it is in"
+    )
+    top = feature_layer(compiled, "add3")  # read as the input of the relu after it
+    assert (top.module, top.as_input, top.output) == ("relu5", True, (8, 16, 16))
+
+
 @pytest.mark.parametrize(
     "path", ["stem", "layer1.0.conv2", "layer1.0.add0", "layer1.1", "layer2.0.add0", "layer2", "grow.concat0"]
 )

@@ -171,8 +171,11 @@ def _relative(path: str, base: str) -> str:
 
 
 def _frames(block: Block, base: str) -> list[Part]:
-    """A group's frame; a repeated entry's, a frame per run of alike repetitions."""
+    """A group's frame; a repeated entry's, a frame per run of alike repetitions; none for a group left empty
+    by `when`."""
     group = block.group
+    if group.last < group.first:
+        return []
     name = _relative(group.path, base)
     if group.kind != "repeat":
         what = f": {group.block}" if group.block else ""
@@ -229,7 +232,7 @@ def _signature(item: Item) -> tuple:
     base = item.group.path if isinstance(item, Block) else item.layer.path
     return tuple(
         (
-            _relative(layer.path, base),
+            "" if layer.path == base else _relative(layer.path, base),
             operation(layer),
             len(layer.output or ()),
             tuple(layer.index - i for i in layer.inputs),

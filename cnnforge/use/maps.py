@@ -22,7 +22,7 @@ class MapLayer:
     path: str
     kind: str  # "conv", "add", a block's name, "sequence", "repeat"
     output: Shape | None
-    module: str
+    module: str | None  # None: no module computes it, nor reads it alone (a merge straight into another)
     as_input: bool = False
 
     @property
@@ -52,12 +52,17 @@ def feature_layer(compiled: Compiled, path: str | None, inputs: bool = True) -> 
         problem = f"no such layer {path!r} in {spec}{suggest(path, [c.path for c in choices])}"
     elif not found.is_map:
         problem = f"{path} ({found.kind}) gives {show(found.output)}, not a feature map [C, H, W]"  # type: ignore[arg-type]
-    elif found.as_input and not inputs:
-        group = compiled.node(path).parent  # type: ignore[union-attr]
-        instead = f"{found.module}, the layer after it" + (f", or {group}, the group it is in" if group else "")
+    elif found.module is None or (found.as_input and not inputs):
+        node = compiled.node(path)
+        assert node is not None
+        instead = [f"{found.module}, the layer after it"] if found.module else []
+        if node.parent:
+            instead.append(f"{node.parent}, the group it is in")
+        else:
+            instead.append(f"the layers it joins ({', '.join(compiled.layers[i].path for i in node.inputs)})")
         raise UsageError(
             f"layer={path}: the {found.kind} of {' and '.join(branch_labels(compiled)[path])} is computed by no "
-            f"module of its own, so nothing can be hooked on it; take {instead}"
+            f"module of its own, so nothing can be hooked on it; take {', or '.join(instead)}"
         )
     else:
         return found
@@ -98,8 +103,7 @@ def _targets(compiled: Compiled) -> dict[str, MapLayer]:
             targets[node.path] = MapLayer(node.path, node.type, node.output, module)
         else:  # read as the input of the layer after it
             after = next((c for c in consumers.get(node.index, []) if len(c.inputs) == 1), None)
-            module = after.path if after is not None else ""
-            targets[node.path] = MapLayer(node.path, node.type, node.output if after else None, module, True)
+            targets[node.path] = MapLayer(node.path, node.type, node.output, after and after.path, True)
     return targets
 
 
