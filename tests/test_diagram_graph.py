@@ -88,6 +88,15 @@ def test_resnet50_folds_its_stages_onto_a_page(tmp_path: Path) -> None:
     assert 1.2 <= height / width <= 1.6
 
 
+def test_the_committed_resnet50_drawing_is_up_to_date(tmp_path: Path) -> None:
+    committed = (ROOT / "docs" / "images" / "resnet50.svg").read_text()
+    now = svg_of("resnet50", tmp_path)
+    hint = "redraw it: cnnforge draw architectures/resnet50.yaml -o docs/images/resnet50.svg"
+    assert labels(committed) == labels(now), hint
+    assert size(committed) == size(now), hint
+    assert len(re.findall("<path", committed)) == len(re.findall("<path", now)), hint
+
+
 def test_repetitions_that_differ_are_not_folded_and_every_node_is_drawn_or_folded() -> None:
     compiled = compile_file(SPECS["resnet50"])
     parts = flat(plan(compiled))

@@ -145,9 +145,7 @@ def _lane(items: tuple[Item, ...], base: str, frames: bool, start: Stage | None 
         elif item.is_merge:
             branches = [(label, _lane(branch, base, False)) for label, branch in item.branches]
             parts.append(Fork(item.layer, branches))
-        elif not starts_stage(item.layer) and isinstance(last, Stage):
-            last.followers.append(item.layer)
-        elif not starts_stage(item.layer) and isinstance(last, Fork):
+        elif not starts_stage(item.layer) and isinstance(last, (Stage, Fork)):
             last.followers.append(item.layer)
         else:
             layer = item.layer
@@ -192,10 +190,8 @@ def _frames(block: Block, base: str) -> list[Part]:
         drawn = first.group if isinstance(first, Block) else None
         what = (drawn.block or "sequence") if drawn else first.layer.type  # type: ignore[union-attr]
         numbers = _number(first) if len(run) == 1 else f"{_number(first)}–{_number(last)}"
-        title = f"{name}: {what} ×{len(run)}" if len(run) == len(block.items) else f"{name}.{numbers}: {what}"
-        if 1 < len(run) < len(block.items):
-            title += f" ×{len(run)}"
-        lines = [title]
+        title = f"{name}: {what}" if len(run) == len(block.items) else f"{name}.{numbers}: {what}"
+        lines = [title + (f" ×{len(run)}" if len(run) > 1 else "")]
         if len(run) > 1:
             nodes = [item for item in walk(tuple(run)) if isinstance(item, Node)]
             into = _first_input(first)
