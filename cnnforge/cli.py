@@ -100,7 +100,7 @@ def summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(as_json(compiled, args.macs, args.batch), indent=2))
     else:
-        print(as_table(compiled, args.macs, args.batch, args.analysis))
+        print(as_table(compiled, args.macs, args.batch, args.analysis, args.depth))
     return 0
 
 
@@ -276,6 +276,13 @@ def parser() -> argparse.ArgumentParser:
         "per channel...), each tensor once; parameters (given apart, float32), their gradients and optimizer "
         "state are not included",
     )
+    sub.add_argument(
+        "--depth",
+        type=_batch,
+        metavar="N",
+        help="in a graph's table, show N levels of its tree (1: the top-level layers and groups), each group's "
+        "row giving the totals of what it holds (default: every level)",
+    )
     sub.set_defaults(run=summary)
 
     sub = commands.add_parser(
@@ -296,7 +303,9 @@ def parser() -> argparse.ArgumentParser:
         "draw",
         help="draw a spec's architecture as SVG or PNG (needs matplotlib, no torch)",
         description="Draw the architecture from the spec alone: each feature map a box sized by its shape, "
-        "kernels, fully connected layers as bars, and each stage's parameters and MACs.",
+        "kernels, fully connected layers as bars, and each stage's parameters and MACs. In a graph, branches are "
+        "drawn side by side and an empty one (a skip connection) as an arc past them, groups in dashed frames, and "
+        "repetitions that are alike once, as ×N with what they give.",
     )
     sub.add_argument("file", metavar="FILE", help="a spec file")
     sub.add_argument(
@@ -340,9 +349,9 @@ HYDRA_COMMANDS = {
     "evaluate": "loss, accuracy and confusion matrix of a checkpoint: cnnforge evaluate ckpt=PATH [data=NAME]",
     "predict": "top-k classes of images: cnnforge predict ckpt=PATH [top_k=3] IMAGE...",
     "explain": "class-activation heatmaps (Grad-CAM, ...) over images: cnnforge explain ckpt=PATH "
-    "[method=gradcam] [layer=NAME] [class=C] IMAGE... (--help lists the methods)",
+    "[method=gradcam] [layer=PATH] [class=C] IMAGE... (--help lists the methods)",
     "features": "a layer's activation maps, and the first conv layer's filters, as image grids: "
-    "cnnforge features ckpt=PATH [layer=NAME] [filters=true] IMAGE...",
+    "cnnforge features ckpt=PATH [layer=PATH] [filters=true] IMAGE...",
 }
 
 

@@ -1,10 +1,11 @@
-"""A compiled spec as a torchinfo-style table or as JSON."""
+"""A compiled spec as a torchinfo-style table or as JSON; a graph as an indented tree of its groups."""
 
 from __future__ import annotations
 
 from .analysis import BFLOAT16, FLOAT32, LayerAnalysis, analyse
-from .compiler import Compiled, MacConvention
+from .compiler import Compiled, CompiledGroup, MacConvention
 from .layers import show
+from .outline import branch_labels
 
 CONVENTIONS: dict[str, str] = {
     "cnnforge": "bias excluded; conv H_o*W_o*C_o*(C_i/groups)*K_h*K_w, linear F_i*F_o",
@@ -34,6 +35,7 @@ def as_json(compiled: Compiled, macs: MacConvention = "cnnforge", batch: int = 1
     spec = compiled.spec
     assert spec is not None and compiled.output is not None
     analysis = analyse(compiled, batch)
+    labels = branch_labels(compiled)
     return {
         "name": spec.name,
         "input": list(spec.input),
@@ -55,9 +57,14 @@ def as_json(compiled: Compiled, macs: MacConvention = "cnnforge", batch: int = 1
                     "bfloat16": analysed.output_elements * BFLOAT16,
                 },
                 "saved_bytes": analysed.saved_bytes,
+                "path": layer.path,
+                "parent": layer.parent,
+                "inputs": list(layer.inputs),
+                "branches": labels.get(layer.path, []),
             }
             for layer, analysed in zip(compiled.layers, analysis.layers, strict=True)
         ],
+        "groups": [_group(compiled, group, macs, analysis.layers) for group in compiled.groups],
         "batch": batch,
         "param_bytes": analysis.param_bytes,
         "saved_bytes": analysis.saved_bytes,
@@ -99,19 +106,35 @@ def _analysis_cells(layer: dict) -> tuple[str, ...]:
     )
 
 
-def as_table(compiled: Compiled, macs: MacConvention = "cnnforge", batch: int = 1, analysis: bool = False) -> str:
+def as_table(
+    compiled: Compiled,
+    macs: MacConvention = "cnnforge",
+    batch: int = 1,
+    analysis: bool = False,
+    depth: int | None = None,
+) -> str:
     """The summary as a fixed-width table with totals, like torchinfo's; with `analysis`, also each layer's
-    receptive field (size, jump, start), output size per sample and memory kept for the backward pass."""
+    receptive field (size, jump, start), output size per sample and memory kept for the backward pass. A graph's
+    groups are rows of their own, with their nodes indented under them and their totals; `depth` shows that many
+    levels of the tree (1: the top level only), each group's row standing for what it holds."""
     data = as_json(compiled, macs, batch)
     header: tuple[str, ...] = ("#", "name", "type", "output", "params", "MACs")
+    tree = _tree(data, depth) if compiled.is_graph else [("", layer) for layer in data["layers"]]
     rows = [
-        (str(r["index"]), r["name"], r["type"], show(r["output"]), f"{r['params']:,}", f"{r['macs']:,}")
-        for r in data["layers"]
+        (
+            str(row.get("index", "")),
+            prefix + row["name"],
+            _type(row, data),
+            "?" if row["output"] is None else show(row["output"]),
+            f"{row['params']:,}",
+            f"{row['macs']:,}",
+        )
+        for prefix, row in tree
     ]
     right = {0, 4, 5}
     if analysis:
         header += ("RF", "jump", "start", "out/sample", f"saved (batch {batch})")
-        rows = [(*row, *_analysis_cells(r)) for row, r in zip(rows, data["layers"], strict=True)]
+        rows = [(*line, *_analysis_cells(row)) for line, (_, row) in zip(rows, tree, strict=True)]
         right |= {6, 7, 8, 9, 10}
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
@@ -134,3 +157,80 @@ def as_table(compiled: Compiled, macs: MacConvention = "cnnforge", batch: int = 
             f"Activations:  {human_bytes(data['saved_bytes'])} at batch {batch}, {MEMORY}",
         ]
     )
+
+
+MERGE_SIGNS = {"add": " + ", "multiply": " × ", "concat": ", "}  # between a merge's branch labels
+
+
+def _group(compiled: Compiled, group: CompiledGroup, macs: MacConvention, analysed: list[LayerAnalysis]) -> dict:
+    """A group as JSON: what it is, where its nodes are, its output and its totals."""
+    nodes = range(group.first, group.last + 1)
+    layers = [compiled.layers[i] for i in nodes]
+    saved = [analysed[i].saved_bytes for i in nodes]
+    output = layers[-1].output if layers else None
+    return {
+        "path": group.path,
+        "name": group.name,
+        "kind": group.kind,
+        "block": group.block,
+        "repetitions": group.repetitions,
+        "parent": group.parent,
+        "first": group.first,
+        "last": group.last,
+        "output": None if output is None else list(output),
+        "params": sum(layer.params for layer in layers),
+        "macs": sum(layer.torchinfo_macs if macs == "torchinfo" else layer.macs for layer in layers),
+        "saved_bytes": None if None in saved else sum(saved),  # type: ignore[arg-type]
+    }
+
+
+def _tree(data: dict, depth: int | None) -> list[tuple[str, dict]]:
+    """The rows of a graph's table, in order: (the tree's lines before the name, a node or a group); levels
+    deeper than `depth` left out."""
+    children: dict[str, list[tuple[tuple[int, int], dict]]] = {}
+    for group in data["groups"]:
+        children.setdefault(group["parent"], []).append(((group["first"], 0), group))
+    for layer in data["layers"]:
+        children.setdefault(layer["parent"], []).append(((layer["index"], 1), layer))
+    rows: list[tuple[str, dict]] = []
+
+    def emit(parent: str, prefix: str, level: int) -> None:
+        if depth is not None and level >= depth:
+            return
+        kids = sorted(children.get(parent, []), key=lambda kid: kid[0])  # stable: outer groups first
+        for number, (_, row) in enumerate(kids):
+            last = number == len(kids) - 1
+            rows.append((prefix + ("" if not level else "└─ " if last else "├─ "), _shown(row, data)))
+            if "index" not in row:
+                emit(row["path"], prefix + ("" if not level else "   " if last else "│  "), level + 1)
+
+    emit("", "", 0)
+    return rows
+
+
+def _shown(row: dict, data: dict) -> dict:
+    """A node as it is; a group with the analysis of its last node (its output), and its own totals."""
+    if "index" in row:
+        return row
+    last = data["layers"][row["last"]] if row["last"] >= row["first"] else None
+    analysed = {key: last[key] for key in ("receptive_field", "output_bytes")} if last else _UNKNOWN
+    return {**row, **analysed}
+
+
+_UNKNOWN = {"receptive_field": None, "output_bytes": {"float32": None, "bfloat16": None}}
+
+
+def _type(row: dict, data: dict) -> str:
+    """A node's type, a merge's with its branches: 'add (body + shortcut)'; a group's block, 'sequence', or what
+    it repeats: 'basic ×2'."""
+    if "index" in row:
+        return f"{row['type']} ({MERGE_SIGNS[row['type']].join(row['branches'])})" if row["branches"] else row["type"]
+    if row["kind"] != "repeat":
+        return row["block"] or "sequence"
+    first = f"{row['path']}.0"
+    inner = next((g for g in data["groups"] if g["path"] == first), None)
+    if inner is not None:
+        what = inner["block"] or "sequence"
+    else:
+        what = next(layer["type"] for layer in data["layers"] if layer["path"] == first)
+    return f"{what} ×{row['repetitions']}"

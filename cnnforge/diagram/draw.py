@@ -1,5 +1,7 @@
 """A spec's diagram drawn with matplotlib in the style of the LeNet and AlexNet papers: each feature map a box,
-each kernel a small square on the map it reads with lines to the map it makes, features as bars."""
+each kernel a small square on the map it reads with lines to the map it makes, features as bars; in a graph, a
+skip connection an arc past its block into a circle where the branches meet, branches side by side, and groups in
+dashed frames, repetitions that are alike drawn once as ×N."""
 
 from __future__ import annotations
 
@@ -11,21 +13,25 @@ from typing import BinaryIO
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
-from matplotlib.patches import FancyArrowPatch, Polygon
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Polygon
+from matplotlib.path import Path as Curve
 from matplotlib.textpath import TextPath
 
 from ..compiler import Compiled
 from ..files import write_new
 from ..layers import show
 from . import layout as geometry
-from .layout import Column, Cuboid, Layout
-from .stages import stages
+from .layout import Box, Column, Cuboid, Join, Layout, Skip
+from .stages import plan
 
 FONT_FAMILY = "DejaVu Sans"  # ships with matplotlib, so text measures the same everywhere
 COLOURS = {"input": "#d4d4d4", "conv": "#8fbfe0", "pool": "#a6d9a0", "linear": "#f8b878"}
 EDGE = "#4a4a4a"
 LINES = "#3a3a3a"
 KERNEL = "#d6443a"
+SKIP = "#2a6fb0"  # an empty branch's arc, and its label
+FRAME = "#8a8a8a"
+TAG = "#555555"
 MIN_KERNEL = 2.5  # points: a kernel is drawn at least this big, however large the map
 DPI = 150  # for PNG
 RC = {  # the same SVG every time, and PNG text as wide as measured
@@ -54,7 +60,7 @@ def title(compiled: Compiled) -> str:
 
 def figure(compiled: Compiled, max_width: float = geometry.MAX_WIDTH) -> Figure:
     """The diagram of a spec without errors, one point of the layout per 1/72 inch."""
-    placed = geometry.layout(stages(compiled), title(compiled), measure, max_width)
+    placed = geometry.layout(plan(compiled), title(compiled), measure, max_width)
     fig = Figure(figsize=(placed.width / 72, placed.height / 72))
     axes = fig.add_axes((0, 0, 1, 1))
     axes.set_xlim(0, placed.width)
@@ -97,31 +103,97 @@ def _draw(axes, placed: Layout) -> None:
         weight="bold",
         fontsize=geometry.TITLE_FONT,
     )
-    before: Column | None = None
     for column in placed.columns:
         _box(axes, column.box, COLOURS[column.stage.role])
-        if column.entry:
+        if column.arrow_from is not None:
             y = column.op_y - geometry.PAD
-            _arrow(axes, (geometry.MARGIN, y), (column.box.x - 2, y))
-        elif before is not None:
-            _join(axes, before, column)
+            _arrow(axes, (column.arrow_from, y), (column.box.x - 2, y))
+        elif column.before is not None:
+            _join(axes, column.before, column)
         if column.exit:
             y = column.box.y + (column.box.height + column.box.dy) / 2
             _arrow(axes, (column.box.right + 2, y), (column.box.right + geometry.ARROW, y))
-        if column.entry or before is not None:
+        if column.arrow_from is not None or column.before is not None:
             colour = KERNEL if column.stage.kernel else LINES
             for i, text in enumerate(reversed(column.op_lines)):
                 y = column.op_y + i * geometry.OP_FONT * geometry.LINE
                 axes.text(column.op_x, y, text, ha="center", va="baseline", fontsize=geometry.OP_FONT, color=colour)
-        for i, (text, bold) in enumerate(column.lines):
-            y = column.label_top - i * geometry.FONT * geometry.LINE
-            axes.text(
-                column.x, y, text, ha="center", va="top", fontsize=geometry.FONT, weight="bold" if bold else "normal"
-            )
-        before = column
+        _labels(axes, column.x, column.label_top, column.lines)
+    for line in placed.lines:
+        if line.arrow:
+            _arrow(axes, line.points[0], (line.points[-1][0] - 2, line.points[-1][1]))
+        else:
+            axes.plot(*zip(*line.points, strict=True), color=LINES, linewidth=0.8, zorder=2)
+    for number, skip in enumerate(placed.skips):
+        _skip(axes, skip, number)
+    for join in placed.joins:
+        _merge(axes, join)
+    for text in placed.texts:
+        axes.text(text.x, text.y, text.text, fontsize=geometry.TAG_FONT, style="italic", color=TAG)
+    for number, box in enumerate(placed.boxes):
+        _frame(axes, box, number)
     for i, line in enumerate(geometry.NOTE):
         y = placed.note_y - i * geometry.NOTE_FONT * geometry.LINE
         axes.text(geometry.MARGIN, y, line, ha="left", va="top", fontsize=geometry.NOTE_FONT, color=LINES)
+
+
+def _labels(axes, x: float, top: float, lines: list[tuple[str, bool]]) -> None:
+    for i, (text, bold) in enumerate(lines):
+        y = top - i * geometry.FONT * geometry.LINE
+        axes.text(x, y, text, ha="center", va="top", fontsize=geometry.FONT, weight="bold" if bold else "normal")
+
+
+def _skip(axes, skip: Skip, number: int) -> None:
+    """An arc with rounded corners from the fork's input over its branches into the join; the SVG names it
+    skip<number>."""
+    (x0, y0), (_, top), (x1, _), (_, y1) = skip.points
+    r = geometry.CORNER
+    vertices = [(x0, y0), (x0, top - r), (x0, top), (x0 + r, top), (x1 - r, top), (x1, top), (x1, top - r), (x1, y1)]
+    codes = [Curve.MOVETO, Curve.LINETO, Curve.CURVE3, Curve.CURVE3, Curve.LINETO, Curve.CURVE3, Curve.CURVE3]
+    arc = FancyArrowPatch(
+        path=Curve(vertices, [*codes, Curve.LINETO]), arrowstyle="-|>", mutation_scale=7, color=SKIP, linewidth=0.9
+    )
+    arc.set_gid(f"skip{number}")
+    axes.add_patch(arc)
+    font = {"fontsize": geometry.TAG_FONT, "style": "italic", "color": SKIP}
+    axes.text(skip.label_x, skip.label_y, skip.label, ha="center", **font)
+
+
+def _merge(axes, join: Join) -> None:
+    """A circle marked + (add), × (multiply) or ‖ (concat), and its label block under it."""
+    r = geometry.JOIN
+    axes.add_patch(Circle((join.x, join.y), r, facecolor="white", edgecolor=LINES, linewidth=0.8, zorder=3))
+    d = r * 0.55
+    strokes = {
+        "add": [((-d, 0), (d, 0)), ((0, -d), (0, d))],
+        "multiply": [((-d, -d), (d, d)), ((-d, d), (d, -d))],
+        "concat": [((-d / 2, -d), (-d / 2, d)), ((d / 2, -d), (d / 2, d))],
+    }[join.op]
+    for (a, b), (c, e) in strokes:
+        axes.plot([join.x + a, join.x + c], [join.y + b, join.y + e], color=LINES, linewidth=0.8, zorder=4)
+    _labels(axes, join.x, join.label_top, join.lines)
+
+
+def _frame(axes, box: Box, number: int) -> None:
+    """A dashed frame with its title at its top left; the SVG names it frame<number>."""
+    pad = geometry.FRAME_PAD
+    frame = FancyBboxPatch(
+        (box.x0, box.y0),
+        box.x1 - box.x0,
+        box.y1 - box.y0,
+        boxstyle="round,pad=0,rounding_size=4",
+        facecolor="none",
+        edgecolor=FRAME,
+        linewidth=0.7,
+        linestyle=(0, (4, 2)),
+        zorder=0,
+    )
+    frame.set_gid(f"frame{number}")
+    axes.add_patch(frame)
+    for i, text in enumerate(box.title):
+        y = box.y1 - pad / 2 - i * geometry.FRAME_FONT * geometry.LINE
+        weight = "bold" if i == 0 else "normal"
+        axes.text(box.x0 + pad, y, text, va="top", fontsize=geometry.FRAME_FONT, weight=weight, color=LINES)
 
 
 def _shade(colour: str, amount: float) -> tuple[float, float, float]:

@@ -1,6 +1,7 @@
 """Where each stage of a diagram goes, in points (1/72 inch) with y upwards: sizes on a compressed scale, columns
-wide enough for their labels, and rows that wrap when the drawing gets too wide. Pure Python: the caller supplies
-a function that measures text."""
+wide enough for their labels, and rows that wrap when the drawing gets too wide. In a graph, a fork's branches are
+lanes one under the other, an empty branch an arc over them, and a frame a box around its lane. Pure Python: the
+caller supplies a function that measures text."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..layers import show
-from .stages import Stage, compact
+from .stages import Fork, Frame, Part, Stage, compact, flat
 
 Measure = Callable[[str, float, bool], float]  # (text, font size, bold) -> width in points
 
@@ -39,6 +40,15 @@ NOTE = (  # how to read the drawing, under it
     "Bars are features, as the cube root. A red square is a kernel; its lines meet at the value it computes.",
 )
 FOLLOWERS_WIDTH = 90.0  # pointwise layers after a stage are listed on lines about this wide or as wide as the rest
+SPLIT = 8.0  # a fork's branches leave its input this far into it
+LANE_GAP = 10.0  # between a fork's branches, one under the other
+TAG_FONT = 8.0  # a branch's label, over its lane or its arc
+JOIN = 5.0  # the radius of the circle where branches meet
+ARC_GAP = 8.0  # an arc passes this far over its fork's top branch
+CORNER = 6.0  # the radius of an arc's corners
+FRAME_PAD = 6.0  # between a frame and what it holds
+FRAME_FONT = 8.0  # a frame's title
+PAGE = math.sqrt(2)  # a graph's drawing is made about this much taller than wide, as a portrait page
 
 
 def unit(stages: list[Stage]) -> float:
@@ -94,7 +104,7 @@ def cuboid(stage: Stage, side: float) -> Cuboid:
 def block(stage: Stage, measure: Measure) -> list[tuple[str, bool]]:
     """The lines under a stage, (text, bold): its name, shape, the pointwise layers after it (on as many lines as
     keep them about as wide as the rest), params and MACs."""
-    lines = [(stage.head.name if stage.head else "input", True), (show(stage.shape), False)]
+    lines = [(stage.label, True), (show(stage.shape), False)]
     counts = [f"{compact(n)} {what}" for n, what in ((stage.params, "params"), (stage.macs, "MACs")) if n]
     widths = [measure(text, FONT, bold) for text, bold in lines] + [measure(text, FONT, False) for text in counts]
     wide = max(FOLLOWERS_WIDTH, *widths)
@@ -112,7 +122,8 @@ def block(stage: Stage, measure: Measure) -> list[tuple[str, bool]]:
 @dataclass
 class Column:
     """One stage placed: its box, the label block under it (centred on x, from `label_top` down), and the
-    operation label over the gap before it (centred on `op_x`, baseline `op_y`)."""
+    operation label over the gap before it (centred on `op_x`, baseline `op_y`). Kernel lines join it to the
+    column `before` it, or an arrow leads into it from `arrow_from` (on its centre line)."""
 
     stage: Stage
     box: Cuboid
@@ -126,10 +137,25 @@ class Column:
     op_y: float = 0.0
     entry: bool = False  # the first of a row after the first: it continues from the row above
     exit: bool = False  # the last of a row before the last: it continues on the row below
+    before: Column | None = None
+    arrow_from: float | None = None
 
     @property
     def span(self) -> float:
         return max(self.box.width + self.box.dx, self.block_width)
+
+    @property
+    def box_half(self) -> float:
+        return (self.box.width + self.box.dx) / 2
+
+    @property
+    def right(self) -> float:
+        return self.x + self.span / 2
+
+    @property
+    def gap(self) -> float:
+        """The room its operation label needs before its box."""
+        return max(MIN_GAP, self.op_width + 2 * PAD)
 
     def moved(self, dx: float, dy: float) -> None:
         self.box = self.box.moved(dx, dy)
@@ -137,12 +163,136 @@ class Column:
         self.label_top += dy
         self.op_x += dx
         self.op_y += dy
+        if self.arrow_from is not None:
+            self.arrow_from += dx
+
+
+Point = tuple[float, float]
+
+
+@dataclass
+class Line:
+    """A connector through `points`, with an arrowhead at its end when `arrow`."""
+
+    points: list[Point]
+    arrow: bool = False
+
+    def moved(self, dx: float, dy: float) -> None:
+        self.points = [(x + dx, y + dy) for x, y in self.points]
+
+
+@dataclass
+class Skip:
+    """An empty branch: an arc from its fork's input, over the other branches, into the join; its label centred
+    on (label_x, baseline label_y)."""
+
+    points: list[Point]  # the corners: up from the input, across, down into the join
+    label: str
+    label_x: float
+    label_y: float
+
+    def moved(self, dx: float, dy: float) -> None:
+        self.points = [(x + dx, y + dy) for x, y in self.points]
+        self.label_x += dx
+        self.label_y += dy
+
+
+@dataclass
+class Join:
+    """Where branches meet: a circle at (x, y) marked with the merge, and the label block under it."""
+
+    x: float
+    y: float
+    op: str
+    lines: list[tuple[str, bool]]
+    label_top: float
+
+    def moved(self, dx: float, dy: float) -> None:
+        self.x += dx
+        self.y += dy
+        self.label_top += dy
+
+
+@dataclass
+class Text:
+    """A line of text left-aligned at x, its baseline at y: a branch's label."""
+
+    text: str
+    x: float
+    y: float
+
+    def moved(self, dx: float, dy: float) -> None:
+        self.x += dx
+        self.y += dy
+
+
+@dataclass
+class Box:
+    """A frame from (x0, y0) to (x1, y1), its title lines (the first bold) at its top left."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    title: list[str]
+
+    def moved(self, dx: float, dy: float) -> None:
+        self.x0, self.x1, self.y0, self.y1 = self.x0 + dx, self.x1 + dx, self.y0 + dy, self.y1 + dy
+
+
+@dataclass
+class Placed:
+    """A fork, a frame or a lane laid out around its centre line y=0, from x=0 to `width`, its last part ending
+    at `end`; then placed with its left edge at `left` and its centre line at `y`. What it draws is in its lists.
+    Like a column, it may start or end a row, and a line leads into it from `arrow_from`."""
+
+    width: float
+    top: float
+    bottom: float
+    end: float
+    columns: list[Column] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    joins: list[Join] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    left: float = 0.0
+    y: float = 0.0
+    x: float = 0.0  # where `left` goes
+    entry: bool = False
+    exit: bool = False
+    arrow_from: float | None = None
+
+    @property
+    def right(self) -> float:
+        return self.x + self.width
+
+    def moved(self, dx: float, dy: float) -> None:
+        self.left += dx
+        self.x += dx
+        self.end += dx
+        self.y += dy
+        self.top += dy
+        self.bottom += dy
+        if self.arrow_from is not None:
+            self.arrow_from += dx
+        for item in self.drawn():
+            item.moved(dx, dy)
+
+    def drawn(self) -> list:
+        return [item for name in CONTENTS for item in getattr(self, name)]
+
+
+CONTENTS = ("columns", "lines", "skips", "joins", "texts", "boxes")  # what a Placed and a Layout draw
+
+
+Element = Column | Placed
 
 
 @dataclass
 class Layout:
     """The whole drawing: its size, the title (centred on the top line), the placed stages and the note under them
-    (from `note_y` down)."""
+    (from `note_y` down); in a graph, also its connectors, arcs, joins, branch labels and frames."""
 
     width: float
     height: float
@@ -150,32 +300,81 @@ class Layout:
     title_y: float
     note_y: float
     columns: list[Column] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    joins: list[Join] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
 
 
-def layout(stages: list[Stage], title: str, measure: Measure, max_width: float = MAX_WIDTH) -> Layout:
-    """Place every stage, left to right, wrapping into rows at `max_width`."""
-    side = unit(stages)
-    columns = [_column(stage, side, measure) for stage in stages]
-    once = _rows(columns, math.inf)[0]
-    total = once[-1].x + once[-1].span / 2
-    rows = math.ceil(total / max_width)
-    limit = total / rows
-    while len(placed := _rows(columns, limit)) > rows and limit < max_width:  # as few rows as needed, evenly long
-        limit = min(limit * 1.05, max_width)
+def layout(parts: list[Part], title: str, measure: Measure, max_width: float = MAX_WIDTH) -> Layout:
+    """Place every stage (and a graph's forks and frames), left to right, wrapping into rows at `max_width`."""
+    side = unit([part for part in flat(parts) if isinstance(part, Stage)])
+    items = [_element(part, side, measure) for part in parts]
+    if any(isinstance(item, Placed) for item in items):
+        max_width = _page_width(items, max_width)
+    placed = _wrap(items, max_width)
     y = -MARGIN - TITLE_FONT * LINE - PAD  # below the title; all is shifted up once the height is known
     for row in placed:
         top, bottom = _vertical(row)
-        for column in row:
-            column.moved(MARGIN, y - top)
+        for item in row:
+            item.moved(MARGIN, y - top)
         y -= top - bottom + ROW_GAP
     note_y = y + ROW_GAP - PAD
     height = -(note_y - len(NOTE) * NOTE_FONT * LINE) + MARGIN
-    for column in columns:
-        column.moved(0.0, height)
-    right = max(max(column.x + column.span / 2, column.box.right + ARROW * column.exit) for column in columns)
+    for item in items:
+        item.moved(0.0, height)
+    right = max(max(item.right, _exit(item) + ARROW * item.exit) for item in items)
     texts = [measure(title, TITLE_FONT, True)] + [measure(line, NOTE_FONT, False) for line in NOTE]
     width = max(right + MARGIN, max(texts) + 2 * MARGIN)
-    return Layout(width, height, title, height - MARGIN - TITLE_FONT, note_y + height, columns)
+    drawing = Layout(width, height, title, height - MARGIN - TITLE_FONT, note_y + height)
+    for item in items:
+        if isinstance(item, Column):
+            drawing.columns.append(item)
+            continue
+        _take(drawing, item)
+        if item.exit:
+            drawing.lines.append(Line([(item.end + 2, item.y), (item.end + ARROW, item.y)], arrow=True))
+    return drawing
+
+
+def _take(into: Layout | Placed, placed: Placed) -> None:
+    """Draw in `into` what `placed` draws, as placed now, and the line into it (an arrow from a row's start)."""
+    for name in CONTENTS:
+        getattr(into, name).extend(getattr(placed, name))
+    if placed.arrow_from is not None:
+        into.lines.append(Line([(placed.arrow_from, placed.y), (placed.left, placed.y)], arrow=placed.entry))
+
+
+def _wrap(items: list[Element], max_width: float) -> list[list[Element]]:
+    """The items in as few rows as fit in `max_width`, evenly long."""
+    total = _rows(items, math.inf)[0][-1].right
+    rows = math.ceil(total / max_width)
+    limit = total / rows
+    while len(placed := _rows(items, limit)) > rows and limit < max_width:
+        limit = min(limit * 1.05, max_width)
+    return placed
+
+
+def _page_width(items: list[Element], least: float) -> float:
+    """The narrowest row width, from `least` up, at which the drawing is no taller than a portrait page (as A4,
+    its height sqrt(2) times its width): a graph's forks and frames are tall, and wrapped as narrowly as a
+    chain's stages they make a strip."""
+    total = _rows(items, math.inf)[0][-1].right
+    width = least
+    while width < total:
+        rows = _wrap(items, width)
+        height = sum(top - bottom for top, bottom in map(_vertical, rows)) + ROW_GAP * (len(rows) - 1)
+        if height <= PAGE * (width + 2 * MARGIN):
+            return width
+        width *= 1.05
+    return total
+
+
+def _element(part: Part, side: float, measure: Measure) -> Element:
+    if isinstance(part, Stage):
+        return _column(part, side, measure)
+    return _fork(part, side, measure) if isinstance(part, Fork) else _frame(part, side, measure)
 
 
 def _column(stage: Stage, side: float, measure: Measure) -> Column:
@@ -191,46 +390,159 @@ def _column(stage: Stage, side: float, measure: Measure) -> Column:
     )
 
 
-def _rows(columns: list[Column], max_width: float) -> list[list[Column]]:
-    """Columns placed left to right (x: the centre of box and labels), a new row when one would pass max_width."""
-    rows: list[list[Column]] = [[]]
-    for column in columns:
-        column.entry = column.exit = False
-    for column in columns:
-        box_half = (column.box.width + column.box.dx) / 2
+def _exit(item: Element) -> float:
+    """Where a line leaves it, on its centre line."""
+    return item.box.right if isinstance(item, Column) else item.end
+
+
+def _rows(items: list[Element], max_width: float, lead: bool = False, pad: float = 0.0) -> list[list[Element]]:
+    """Items placed left to right (a column's x: the centre of box and labels; anything else's: its left edge), a
+    new row when one would pass max_width. With `lead`, a line leads into the first from x=0; `pad` keeps the
+    first one's labels off x=0."""
+    rows: list[list[Element]] = [[]]
+    for item in items:
+        item.entry = item.exit = False
+        item.arrow_from = None
+        if isinstance(item, Column):
+            item.before = None
+    for item in items:
         row = rows[-1]
         if row:
-            before = row[-1]
-            gap = max(MIN_GAP, column.op_width + 2 * PAD)
-            column.x = max(
-                before.x + (before.box.width + before.box.dx) / 2 + gap + box_half,
-                before.x + before.block_width / 2 + BLOCK_GAP + column.block_width / 2,
-            )
-            if column.x + column.span / 2 <= max_width:
-                row.append(column)
+            _after(row[-1], item)
+            if item.right <= max_width:
+                row.append(item)
                 continue
-            before.exit = column.entry = True
+            row[-1].exit = item.entry = True
             rows.append(row := [])
-        lead = max(MIN_GAP, column.op_width + 2 * PAD) if column.entry else 0.0
-        column.x = max(lead + box_half, column.span / 2)
-        row.append(column)
+            if isinstance(item, Column):
+                item.before = None
+        _first(item, lead or item.entry, pad)
+        row.append(item)
     return rows
 
 
-def _vertical(row: list[Column]) -> tuple[float, float]:
-    """Set each column's box, label and operation heights around the row's centre line y=0; return the row's
-    top and bottom."""
-    for before, column in zip([None, *row[:-1]], row, strict=True):
-        column.box = column.box.moved(column.x - (column.box.x + (column.box.width + column.box.dx) / 2), 0.0)
-        if before is not None:
-            column.op_x = (before.box.right + column.box.x) / 2
-            column.op_y = max(before.box.top, column.box.top) + PAD
-        elif column.entry:  # over an arrow along the centre line, from the row's start to the box
-            column.op_x = column.box.x / 2
+def _first(item: Element, lead: bool, pad: float) -> None:
+    item.arrow_from = 0.0 if lead else None
+    if isinstance(item, Column):
+        item.x = max((item.gap if lead else 0.0) + item.box_half, pad + item.span / 2)
+    else:  # a line from the row's start has an arrowhead to make room for, one from a lane's start not
+        item.x = (MIN_GAP if item.entry else 2 * PAD if lead else 0.0) + pad
+
+
+def _after(before: Element, item: Element) -> None:
+    """Place `item` after `before` in a row: room for its operation label, and labels BLOCK_GAP apart."""
+    if isinstance(item, Column) and isinstance(before, Column):
+        item.x = max(
+            before.x + before.box_half + item.gap + item.box_half,
+            before.x + before.block_width / 2 + BLOCK_GAP + item.block_width / 2,
+        )
+        item.before = before
+    elif isinstance(item, Column):
+        item.x = max(before.right + item.gap + item.box_half, before.right + BLOCK_GAP + item.block_width / 2)
+        item.arrow_from = before.right
+    else:
+        ends = (before.x + before.box_half + MIN_GAP, before.right + BLOCK_GAP) if isinstance(before, Column) else ()
+        item.x = max([before.right + MIN_GAP, *ends])
+        item.arrow_from = before.x + before.box_half if isinstance(before, Column) else before.end
+
+
+def _vertical(row: list[Element]) -> tuple[float, float]:
+    """Set each column's box, label and operation heights around the row's centre line y=0, and move each fork
+    and frame to its place on it; return the row's top and bottom."""
+    columns = [item for item in row if isinstance(item, Column)]
+    others = [item for item in row if isinstance(item, Placed)]
+    for column in columns:
+        column.box = column.box.moved(column.x - (column.box.x + column.box_half), 0.0)
+        if column.before is not None:
+            column.op_x = (column.before.box.right + column.box.x) / 2
+            column.op_y = max(column.before.box.top, column.box.top) + PAD
+        elif column.arrow_from is not None:  # over an arrow along the centre line, from where it starts to the box
+            column.op_x = (column.arrow_from + column.box.x) / 2
             column.op_y = PAD
-    labelled = [column for column in row if column.entry or column is not row[0]]
-    top = max([column.box.top for column in row] + [c.op_y + len(c.op_lines) * OP_FONT * LINE for c in labelled])
-    boxes_bottom = min(column.box.y for column in row)
-    for column in row:
-        column.label_top = boxes_bottom - PAD
-    return top, boxes_bottom - PAD - max(len(column.lines) for column in row) * FONT * LINE
+    for placed in others:  # to its place in the row, where the line into it starts already
+        arrow_from = placed.arrow_from
+        placed.moved(placed.x - placed.left, 0.0)
+        placed.arrow_from = arrow_from
+    labelled = [column for column in columns if column.before is not None or column.arrow_from is not None]
+    top = max(
+        [column.box.top for column in columns]
+        + [c.op_y + len(c.op_lines) * OP_FONT * LINE for c in labelled]
+        + [placed.top for placed in others]
+    )
+    bottom = min([placed.bottom for placed in others], default=0.0)
+    if columns:
+        boxes_bottom = min(column.box.y for column in columns)
+        for column in columns:
+            column.label_top = boxes_bottom - PAD
+        bottom = min(bottom, boxes_bottom - PAD - max(len(column.lines) for column in columns) * FONT * LINE)
+    return top, bottom
+
+
+def _lane(parts: list[Part], side: float, measure: Measure, pad: float) -> Placed:
+    """A branch or a frame's contents in one row from x=0, a line leading into its first part, around y=0."""
+    items = [_element(part, side, measure) for part in parts]
+    (row,) = _rows(items, math.inf, lead=True, pad=pad)
+    top, bottom = _vertical(row)
+    lane = Placed(max(item.right for item in row), top, bottom, _exit(row[-1]))
+    for item in row:
+        if isinstance(item, Column):
+            lane.columns.append(item)
+        else:
+            _take(lane, item)
+    return lane
+
+
+def _fork(fork: Fork, side: float, measure: Measure) -> Placed:
+    """Branches that are layers one under the other from x=SPLIT, their labels over them; an empty branch an
+    arc over them all; and where they meet, a circle with the merge's label block under it."""
+    placed = Placed(0.0, 0.0, 0.0, 0.0)
+    lanes = [(label, _lane(branch, side, measure, PAD)) for label, branch in fork.branches if branch]
+    empty = [label for label, branch in fork.branches if not branch]
+    tag = TAG_FONT * LINE
+    below, ends = 0.0, []
+    for number, (label, lane) in enumerate(lanes):
+        y = 0.0 if number == 0 else below - LANE_GAP - lane.top - tag
+        lane.moved(SPLIT, y)
+        _take(placed, lane)
+        placed.texts.append(Text(label, SPLIT + PAD, lane.top + PAD / 2))
+        placed.lines.append(
+            Line([(0.0, 0.0), (SPLIT / 2, 0.0), (SPLIT / 2, y), (SPLIT, y)] if number else [(0.0, 0.0), (SPLIT, 0.0)])
+        )
+        below = lane.bottom
+        ends.append((lane.end, y))
+    lines = [(fork.merge.name, True), (show(fork.merge.output), False)] + ([(fork.after, False)] if fork.after else [])
+    label_width = max(measure(text, FONT, bold) for text, bold in lines)
+    bus = max([lane.right for _, lane in lanes], default=SPLIT) + PAD
+    x = max(bus + MIN_GAP / 2 + JOIN, bus + BLOCK_GAP + label_width / 2)
+    for end, y in ends:
+        placed.lines.append(
+            Line([(end, y), (bus, y), (bus, 0.0), (x - JOIN, 0.0)] if y else [(end, 0.0), (x - JOIN, 0.0)])
+        )
+    if not lanes:
+        placed.lines.append(Line([(0.0, 0.0), (x - JOIN, 0.0)]))
+    top = (lanes[0][1].top + tag) if lanes else 0.0
+    for label in empty[1:] if not lanes else empty:
+        y = top + ARC_GAP
+        points = [(0.0, 0.0), (0.0, y), (x, y), (x, JOIN)]
+        placed.skips.append(Skip(points, label, x / 2, y + PAD / 2))
+        top = y + PAD / 2 + tag
+    label_top = -JOIN - PAD
+    placed.joins.append(Join(x, 0.0, fork.merge.type, lines, label_top))
+    placed.width = max(x + JOIN, x + label_width / 2)
+    placed.end = x + JOIN
+    placed.top = top
+    placed.bottom = min(below, label_top - len(lines) * FONT * LINE)
+    return placed
+
+
+def _frame(frame: Frame, side: float, measure: Measure) -> Placed:
+    """A box around the frame's lane, its title over the lane at the top left."""
+    lane = _lane(frame.parts, side, measure, FRAME_PAD)
+    titles = [measure(text, FRAME_FONT, number == 0) for number, text in enumerate(frame.title)]
+    width = max(lane.width + FRAME_PAD, max(titles) + 2 * FRAME_PAD)
+    top = lane.top + FRAME_PAD + len(frame.title) * FRAME_FONT * LINE
+    placed = Placed(width, top, lane.bottom - FRAME_PAD, width)
+    _take(placed, lane)
+    placed.lines.append(Line([(lane.end, 0.0), (width, 0.0)]))
+    placed.boxes.append(Box(0.0, placed.bottom, width, top, frame.title))
+    return placed

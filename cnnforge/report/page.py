@@ -28,7 +28,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bo
 .facts { color: #555; } .note { color: #8a5a00; background: #fff6e0; padding: 0.5em 0.8em; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 0.2em 0.7em; border-bottom: 1px solid #eee; text-align: right; }
-th { background: #f5f5f5; } td.text, th.text { text-align: left; }
+th { background: #f5f5f5; } td.text, th.text { text-align: left; } td.pre { white-space: pre; }
 tr.best td { font-weight: bold; }
 #confusion-matrix td { min-width: 2.2em; text-align: center; border: 1px solid #fff; }
 #diagram { margin: 1em 0; } #diagram svg { width: 100%; height: auto; } #curves { max-width: 100%; height: auto; }
@@ -103,6 +103,10 @@ class Raw(str):
     """A table cell that is HTML already (a link), not text to escape."""
 
 
+class Indented(str):
+    """A table cell whose spaces are kept as they are (a name in a graph's tree: '│  ├─ conv1')."""
+
+
 def _e(text: object) -> str:
     return html.escape(str(text))
 
@@ -143,7 +147,8 @@ def _table(id: str, header: list[str], rows: list[list[str]], text_columns: set[
 
     def cell(tag: str, i: int, value: str) -> str:
         content = value if isinstance(value, Raw) else _e(value)
-        return f'<{tag} class="text">{content}</{tag}>' if i in text_columns else f"<{tag}>{content}</{tag}>"
+        css = "text pre" if isinstance(value, Indented) else "text"
+        return f'<{tag} class="{css}">{content}</{tag}>' if i in text_columns else f"<{tag}>{content}</{tag}>"
 
     head = "".join(cell("th", i, h) for i, h in enumerate(header))
     lines = [f'<table id="{id}">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
@@ -188,8 +193,11 @@ def _summary_table(text: str) -> str | None:
         return [line[start:end].strip() for start, end in spans]
 
     rows = [cells(line) for line in lines[first + 1 : last]]
-    numeric = re.compile(r"-?[\d,.]+")
+    numeric = re.compile(r"-?[\d,.]*")  # a graph's group rows have no number
     text_columns = {i for i in range(len(spans)) if not all(numeric.fullmatch(row[i]) for row in rows)}
+    for row, line in zip(rows, lines[first + 1 : last], strict=True):  # a graph's tree indents its names: kept
+        for i in text_columns:
+            row[i] = Indented(line[spans[i][0] : spans[i][1]].rstrip())
     before = [f"<p>{_e(line)}</p>" for line in lines[: first - 1]]
     after = f'<pre class="totals">{_e(chr(10).join(lines[last + 1 :]))}</pre>' if lines[last + 1 :] else ""
     return "\n".join([*before, _table("summary-table", cells(lines[first - 1]), rows, text_columns), after])

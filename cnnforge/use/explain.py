@@ -39,7 +39,7 @@ METHODS = {
 CLASS_FREE = ("eigencam", "kpcacam", "fem")  # the same map whatever the class
 
 USAGE = (
-    "usage: cnnforge explain ckpt=PATH [method=gradcam] [layer=NAME] [class=NAME_OR_INDEX] [out=explain] "
+    "usage: cnnforge explain ckpt=PATH [method=gradcam] [layer=PATH] [class=NAME_OR_INDEX] [out=explain] "
     "[npy=true] [size=256] [device=auto|cpu|cuda|mps] IMAGE..."
 )
 METHOD_HELP = textwrap.fill(
@@ -53,7 +53,8 @@ HELP = f"""{USAGE}
 Writes, for each image, a class-activation heatmap over the image, as OUT/STEM.METHOD.LAYER.png (a new name,
 STEM.METHOD.LAYER-2.png and so on, when that exists), and prints the predicted class and its probability.
 {METHOD_HELP}
-  layer=    a layer giving a feature map [C, H, W] (default: the last conv layer)
+  layer=    a layer or group giving a feature map [C, H, W], by its path (layer2.0.conv1, layer4; default: the
+            last conv layer)
   class=    the class to explain, by name or index (default: the predicted one); files STEM.METHOD.LAYER.classN
   out=      the output folder (default: explain, in the current folder)
   npy=true  also write the heatmap itself, values in [0, 1], as STEM.METHOD.LAYER.npy (float32 [H, W], the
@@ -144,7 +145,7 @@ def _npy(array: np.ndarray) -> Writer:
 
 
 def command(argv: list[str]) -> int:
-    """cnnforge explain ckpt=PATH [method=gradcam] [layer=NAME] [class=C] [out=DIR] [npy=true] IMAGE..."""
+    """cnnforge explain ckpt=PATH [method=gradcam] [layer=PATH] [class=C] [out=DIR] [npy=true] IMAGE..."""
     if "--help" in argv or "-h" in argv:
         print(HELP)
         return 0
@@ -160,10 +161,10 @@ def command(argv: list[str]) -> int:
     cams = grad_cam()
     trained = load(options["ckpt"], device)
     model, classes = trained.model, trained.classes
-    layer = feature_layer(trained.compiled, options.get("layer"))
+    layer = feature_layer(trained.compiled, options.get("layer"), inputs=False)
     chosen = class_index(options["class"], classes) if "class" in options else None
     out.mkdir(parents=True, exist_ok=True)
-    cam = getattr(cams, METHODS[method])(model=model, target_layers=[model.get_submodule(layer.name)])
+    cam = getattr(cams, METHODS[method])(model=model, target_layers=[model.get_submodule(layer.module)])
     mode = trained.mode
     status = 0
     try:
@@ -182,7 +183,7 @@ def command(argv: list[str]) -> int:
             writers = {".png": _png(overlay(rgb, heat, enlarged(own, size)))}
             if npy:
                 writers[".npy"] = _npy(fitted(heat, own))  # [h, w], the image's own size
-            stem = f"{Path(name).stem}.{method}.{layer.name}" + ("" if chosen is None else f".class{chosen}")
+            stem = f"{Path(name).stem}.{method}.{layer.path}" + ("" if chosen is None else f".class{chosen}")
             files = write_new(out, stem, writers)
             which = "" if chosen is None else f", heatmap for {classes[chosen]} ({p[chosen]:.3f})"
             print(f"{name}: {classes[int(p.argmax())]} ({p.max():.3f}){which} -> {', '.join(map(str, files))}")

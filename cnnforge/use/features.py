@@ -11,18 +11,19 @@ from ..files import Writer, write_new
 from ..layers import show
 from . import grid
 from .command import UsageError, count_option, device_option, flag_option, read_image, split_args
-from .maps import feature_layer, first_conv
+from .maps import MapLayer, feature_layer, first_conv
 from .model import load
 
 USAGE = (
-    "usage: cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=features] [size=256] "
+    "usage: cnnforge features ckpt=PATH [layer=PATH] [filters=true] [out=features] [size=256] "
     "[device=auto|cpu|cuda|mps] [IMAGE...]"
 )
 HELP = f"""{USAGE}
 
 For each image, writes the activation maps of one layer, a tile per channel, each stretched to its own range, as
 OUT/STEM.LAYER.png (a new name, STEM.LAYER-2.png and so on, when that exists).
-  layer=        a layer giving a feature map [C, H, W] (default: the last conv layer)
+  layer=        a layer or group giving a feature map [C, H, W], by its path (layer2.0.conv1, layer4; default:
+                the last conv layer)
   filters=true  also write the first conv layer's filters as OUT/SPEC.LAYER.filters.png (--filters, too)
   out=          the output folder (default: features, in the current folder)
   size=         enlarge the tiles (nearest, by a whole factor) until the image is at least this many pixels on
@@ -50,8 +51,34 @@ def _drawn(
     return lambda file: grid.draw(file, array, labels, title, columns, cmap, size)
 
 
+class _Reached(Exception):
+    """Stops the forward pass once the layer's maps are in hand."""
+
+
+def activations(model: torch.nn.Module, layer: MapLayer, x: torch.Tensor) -> torch.Tensor:
+    """The maps [N, C, H, W] that `layer` gives for the batch x; the layers after it are not run."""
+    found: list[torch.Tensor] = []
+
+    def keep(tensor: torch.Tensor) -> None:
+        found.append(tensor)
+        raise _Reached
+
+    module = model.get_submodule(layer.module)
+    if layer.as_input:  # a merge no module computes alone: what the layer after it reads
+        hook = module.register_forward_pre_hook(lambda _, args: keep(args[0]))
+    else:
+        hook = module.register_forward_hook(lambda _, args, output: keep(output))
+    try:
+        model(x)
+    except _Reached:
+        pass
+    finally:
+        hook.remove()
+    return found[0]
+
+
 def command(argv: list[str]) -> int:
-    """cnnforge features ckpt=PATH [layer=NAME] [filters=true] [out=DIR] [device=auto] [IMAGE...]"""
+    """cnnforge features ckpt=PATH [layer=PATH] [filters=true] [out=DIR] [device=auto] [IMAGE...]"""
     if "--help" in argv or "-h" in argv:
         print(HELP)
         return 0
@@ -70,13 +97,12 @@ def command(argv: list[str]) -> int:
     name = re.sub(r"[^\w.-]+", "_", trained.name)  # a file name, whatever the spec's name
     if filters:
         conv = first_conv(compiled)
-        weight = model.get_submodule(conv.name).weight  # [C_o, C_i / groups, K_h, K_w]
+        weight = model.get_submodule(conv.path).weight  # [C_o, C_i / groups, K_h, K_w]
         tiles, labels, columns = filter_tiles(weight)
-        title = f"{name} {conv.name}: filters {show(weight.shape)}"
+        title = f"{name} {conv.path}: filters {show(weight.shape)}"
         drawn = _drawn(tiles, labels, title, size, columns, "gray")  # colour filters are drawn as RGB
-        (path,) = write_new(out, f"{name}.{conv.name}.filters", {".png": drawn})
-        print(f"filters of {conv.name} {show(weight.shape)} -> {path}")
-    upto = model[: layer.index + 1]
+        (path,) = write_new(out, f"{name}.{conv.path}.filters", {".png": drawn})
+        print(f"filters of {conv.path} {show(weight.shape)} -> {path}")
     status = 0
     for image in images:
         x = read_image(image, trained.mode)
@@ -84,9 +110,9 @@ def command(argv: list[str]) -> int:
             status = 1
             continue
         with torch.no_grad():
-            maps = upto(trained.inputs(x))[0]  # [C, H, W]
-        title = f"{layer.name} {show(maps.shape)} of {Path(image).name}"
+            maps = activations(model, layer, trained.inputs(x))[0]  # [C, H, W]
+        title = f"{layer.path} {show(maps.shape)} of {Path(image).name}"
         labels = [str(c) for c in range(len(maps))]
-        (path,) = write_new(out, f"{Path(image).stem}.{layer.name}", {".png": _drawn(maps, labels, title, size)})
-        print(f"{image}: {layer.name} {show(maps.shape)} -> {path}")
+        (path,) = write_new(out, f"{Path(image).stem}.{layer.path}", {".png": _drawn(maps, labels, title, size)})
+        print(f"{image}: {layer.path} {show(maps.shape)} -> {path}")
     return status
