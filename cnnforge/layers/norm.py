@@ -31,14 +31,7 @@ class BatchNorm(Pointwise):
     """Weight of the newest batch in the running statistics; null for a cumulative average."""
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
-        checks.require(
-            self.channels in (None, x[0]),
-            lambda: (
-                f"channels={self.channels} but the incoming tensor has {x[0]} "
-                f"{'channels' if len(x) == 3 else 'features'} {show(x)}"
-            ),
-        )
-        return x
+        return _channels(self.channels, x, checks)
 
     def params(self, x: Shape) -> int:
         return 2 * x[0]
@@ -70,14 +63,7 @@ class LayerNorm(Pointwise):
     """Learn a scale and a bias per channel (torch's elementwise_affine)."""
 
     def output_shape(self, x: Shape, checks: Checks) -> Shape | None:
-        checks.require(
-            self.channels in (None, x[0]),
-            lambda: (
-                f"channels={self.channels} but the incoming tensor has {x[0]} "
-                f"{'channels' if len(x) == 3 else 'features'} {show(x)}"
-            ),
-        )
-        return x
+        return _channels(self.channels, x, checks)
 
     def receptive_field(self, x: Shape, field: Receptive) -> Receptive | None:
         if len(x) == 3:
@@ -132,3 +118,15 @@ class LRN(Pointwise):
         from torch import nn
 
         return nn.LocalResponseNorm(self.size, self.alpha, self.beta, self.k)
+
+
+def _channels(channels: int | None, x: Shape, checks: Checks) -> Shape:
+    """`x`, after checking the `channels` a normalisation layer says it takes, if it says."""
+    checks.require(
+        channels in (None, x[0]),
+        lambda: (
+            f"channels={channels} but the incoming tensor has {x[0]} "
+            f"{'channels' if len(x) == 3 else 'features'} {show(x)}"
+        ),
+    )
+    return x
