@@ -41,24 +41,28 @@ class SumPool(nn.Module):
         return y[..., :rows, :columns]
 
 
+def linearised(layer: dict, module: nn.Module) -> nn.Module:
+    """The torch module of `layer`, made linear as described above, in float64 with positive weights."""
+    if layer["type"] in POOLS:
+        module = SumPool(layer, module)
+    elif layer["type"] == "adaptive_maxpool":
+        module = nn.AdaptiveAvgPool2d(module.output_size)
+    elif layer["type"] in IDENTITIES:
+        module = nn.Identity()
+    module = module.double().eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(0.5, 1.0)
+    return module
+
+
 def linear_modules(spec: dict) -> list[nn.Module]:
     """The spec's layers as float64 torch modules in evaluation mode, positive and linear as described above."""
     x = torch.rand(1, *spec["input"])
     modules = []
     for layer in spec["layers"]:
-        module, y = step(layer, x)
-        if layer["type"] in POOLS:
-            module = SumPool(layer, module)
-        elif layer["type"] == "adaptive_maxpool":
-            module = nn.AdaptiveAvgPool2d(module.output_size)
-        elif layer["type"] in IDENTITIES:
-            module = nn.Identity()
-        module = module.double().eval()
-        with torch.no_grad():
-            for p in module.parameters():
-                p.uniform_(0.5, 1.0)
-        modules.append(module)
-        x = y
+        module, x = step(layer, x)
+        modules.append(linearised(layer, module))
     return modules
 
 
