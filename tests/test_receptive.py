@@ -9,17 +9,14 @@ windows are uneven, `size` bounds the span of every position."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from agreement import compile_dict
-from analysis_graphs import Oracle, graph_specs, reached, runs
+from analysis_graphs import Oracle, event, graph_specs, reached, runs
 from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import event as hypothesis_event
-from hypothesis.errors import InvalidArgument
 from reach import linear_modules
 from reach import reached as reached_by_chain
 from strategies import specs
@@ -38,12 +35,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths"),
     pytest.mark.usefixtures("one_thread"),
 ]
-
-
-def event(text: str) -> None:
-    """Hypothesis's event, in a test of its; nothing in a plain test."""
-    with contextlib.suppress(InvalidArgument):
-        hypothesis_event(text)
 
 
 def span(reach: Reach, i: int) -> tuple[int, int] | None:
@@ -232,10 +223,10 @@ def fields(spec: dict) -> list[tuple]:
             [INCEPTION],
             [(1, 1, 0, False), (3, 1, -1, False), (5, 1, -2, False), (3, 1, -1, False), (5, 1, -2, False)],
         ),
-        (  # the gate sees the whole input, so every position of the product does
+        (  # the gate sees the whole input, -1..9 padding included, so every position of the product does
             "squeeze and excitation",
             [conv(2, 3, 3, 1, 1), SE, conv(3, 2, 3, 1, 1)],
-            [(3, 1, -1, False), *[(11, 9, -1, True)] * 5, *[(11, 0, -1, True)] * 2],
+            [(3, 1, -1, False), *[(11, 9, -1, True)] * 5, (19, 1, -9, True), (21, 1, -10, True)],
         ),
     ],
 )

@@ -46,7 +46,10 @@ def union(reaches: list[Reach], count: int, rows: int) -> Reach | None:
     position broadcast to more spans the same rows for every one (its jump is 0).
 
     Where one branch's every position spans all `rows` input rows (a gate that sees the whole map), so does
-    every output position: all of them are given the widest span, which differs only in padding rows.
+    every output position; where each end is a branch of one position, every position spans the same rows.
+    Then position i is given first - (count - 1 - i) * jump .. last + i * jump, a line that holds that span and
+    differs from it in padding rows only, as the padding past the positions, which later windows may read,
+    must span no pixel.
 
     Position i spans first(i) .. last(i), the least start and the greatest end over the branches: a minimum of
     lines, concave, and a maximum, convex. Each is a line when one branch gives it at both ends, and then past
@@ -62,11 +65,13 @@ def union(reaches: list[Reach], count: int, rows: int) -> Reach | None:
     lasts = [(f0 + r.size - 1, f1 + r.size - 1) for r, (f0, f1) in zip(reaches, firsts, strict=True)]
     first = min(f[0] for f in firsts), min(f[1] for f in firsts)
     last = max(f[0] for f in lasts), max(f[1] for f in lasts)
-    if any(f[1] <= 0 and rows - 1 <= end_[0] for f, end_ in zip(firsts, lasts, strict=True)):
-        return Reach(max(last) - min(first) + 1, 0, min(first), count)
     if count == 1:
         return Reach(last[0] - first[0] + 1, max(jumps), first[0], 1)
     step = first[1] - first[0]
+    covered = any(f[1] <= 0 and rows - 1 <= end_[0] for f, end_ in zip(firsts, lasts, strict=True))
+    if covered or (step == 0 and first in firsts and last in lasts):  # every position spans first..last
+        jump = max(1, *jumps)  # widened at each end, so that padding beyond the positions spans no pixel
+        return Reach(max(last) + end * jump - min(first) + 1, jump, min(first) - end * jump, count)
     if first in firsts and last in lasts and step == last[1] - last[0]:  # one branch's line each, as steep
         return Reach(last[0] - first[0] + 1, step // end, first[0], count)
     return Reach(max(last[0] - first[0], last[1] - first[1]) + 1, max(jumps), None, count)

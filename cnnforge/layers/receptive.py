@@ -13,8 +13,7 @@ class Reach:
 
     After an adaptive pool whose input is not a multiple of its output, or where branches meet whose positions
     step differently, windows differ in size and step: then `start` is None and `size` and `jump` are upper bounds
-    (the largest window, the largest step). A jump of 0: every position spans the same rows, as after a gate
-    that sees the whole map (squeeze-and-excitation).
+    (the largest window, the largest step).
     """
 
     size: int
@@ -41,8 +40,6 @@ class Reach:
         """Through an adaptive pool to `count` positions: window i covers positions floor(i*n/count) up to
         ceil((i+1)*n/count) - 1 of the n before it, a plain sliding window when count divides n."""
         n = self.count
-        if self.jump == 0:  # every position spans the same rows: so does every window
-            return Reach(self.size, 0, self.start, count)
         if n % count == 0:
             return self.slide(n // count, n // count, 0, count)
         longest = -(-(n + count - gcd(n, count)) // count)  # the largest ceil((i+1)n/count) - floor(in/count)
