@@ -8,8 +8,13 @@ after its branches, each branch in the order of the file.
 
 from __future__ import annotations
 
+import contextlib
+from math import prod
+
+import hypothesis
 import torch
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from reach import linearised
 from torch import nn
 from torch_oracle import step
@@ -17,6 +22,12 @@ from torch_oracle import step
 MERGES = ("add", "concat", "multiply")
 STRIDES = st.sampled_from([1, 1, 2])
 REDUCTIONS = st.sampled_from([1, 1, 2, 3])  # a window's span less twice its padding
+
+
+def event(text: str) -> None:
+    """Hypothesis's event, in a test of its; nothing in a plain test."""
+    with contextlib.suppress(InvalidArgument):
+        hypothesis.event(text)
 
 
 def _combine(op: str, outputs: list[torch.Tensor]) -> torch.Tensor:
@@ -175,9 +186,32 @@ def graph_specs(draw: st.DrawFn, max_size: int = 10, agree: bool = True, head: b
 
 def runs(spec: dict) -> bool:
     """Whether torch runs the spec (on the meta device)."""
+    return output_shape(spec) is not None
+
+
+def output_shape(spec: dict) -> tuple[int, ...] | None:
+    """The per-sample shape torch gives for the spec (on the meta device); None if torch refuses it."""
     try:
         with torch.device("meta"):
-            Oracle(spec)
+            oracle = Oracle(spec)
+            return tuple(oracle(torch.empty(1, *spec["input"]))[-1].shape[1:])
     except (RuntimeError, ValueError, IndexError, TypeError):
-        return False
-    return True
+        return None
+
+
+def reached_by_all(spec: dict) -> torch.Tensor:
+    """The input pixels that reach some output of the spec's last node, through its linear form: [H, W]."""
+    x = torch.rand(1, *spec["input"], dtype=torch.float64).add_(0.5).requires_grad_()
+    Oracle(spec, linear=True)(x)[-1].sum().backward()
+    return x.grad.abs().amax(dim=1)[0] > 0
+
+
+@st.composite
+def graph_classifiers(draw: st.DrawFn) -> dict:
+    """A random graph whose branches agree at some sizes only, perhaps with flatten and a linear layer that fits
+    it at its drawn size (so that the linear layer pins the sizes)."""
+    spec = draw(graph_specs(max_size=12, agree=draw(st.booleans()), head=False))
+    shape = output_shape(spec)
+    if shape is not None and draw(st.booleans()):
+        spec["layers"] += [{"type": "flatten"}, {"type": "linear", "shape": [prod(shape), 2]}]
+    return spec
