@@ -101,18 +101,11 @@ class Periodic:
             if n <= top:
                 last = None if high is None else n + (top - n) // self.period * self.period
                 runs.append(Span(n, last, self.period) if last != n else Span(n, n))
-        if (
-            runs
-            and runs[-1].step == 1
-            and runs[-1].last is None
-            and len(runs) > 1
-            and runs[-2].last == runs[-1].first - 1
-        ):
-            runs[-2:] = [Span(runs[-2].first)]
         return runs
 
 
 def _everything(first: int) -> Periodic:
+    """Every size from `first` on."""
     return Periodic(1, (0,), first, ())
 
 
@@ -389,10 +382,8 @@ def _accepted(graph: _Graph, axis: int) -> Periodic | None:
         sizes = graph.sizes(axis, n)[0]
         return all((n if i < 0 else sizes[i]) >= 2 for i in meeting)
 
-    start = _first(apart, least)
-    period = lcm(
-        1, *(p for p in periods if p)
-    )  # from `start` on no branch broadcasts but a fixed one: the answers repeat
+    start = _first(apart, least)  # from here on no branch broadcasts but a fixed one: the answers repeat
+    period = lcm(1, *(p for p in periods if p))
     if start - least + period > MOST_SIZES:
         return None
     flags = [graph.accepts(axis, n) for n in range(least, start + period)]
