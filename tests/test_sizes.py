@@ -212,7 +212,7 @@ def assert_graph_sizes_agree(spec: dict, largest: int = 16) -> None:
     event(f"sizes refused past the smallest: {any(not accepted(answer, h, w_0) for h in range(h_0, largest))}")
 
 
-@settings(max_examples=30, **PROFILE)
+@settings(max_examples=25, **PROFILE)
 @given(graph_classifiers())
 def test_sizes_of_graphs_agree_with_the_compiler_and_torch(spec: dict) -> None:
     assert_graph_sizes_agree(spec)
