@@ -14,7 +14,7 @@ from .layers import Checks, Layer, Shape, show
 from .layers.axis import SAME
 from .layers.base import plural
 from .layers.merge import MERGES
-from .layers.window import UNREAD
+from .layers.window import UNREAD, unread_message
 from .spec.graph import Entry, Group, Leaf, Merge, note
 from .spec.model import SpecBase
 from .spec.params import Value
@@ -271,7 +271,8 @@ class _Walk:
 
     def unread_warnings(self) -> None:
         """Say that a layer leaves rows or columns unread unless another branch from the same tensor reads them
-        (a ResNet's 1x1 shortcut with stride 2 skips rows its body's 3x3 conv reads)."""
+        (a ResNet's 1x1 shortcut with stride 2 skips rows its body's 3x3 conv reads): once for each tensor, at
+        the first layer that leaves them, with the rows and columns that no branch reads."""
         nodes = self.compiled.layers
         consumers: dict[int, list[int]] = {}
         for node in nodes:
@@ -309,14 +310,21 @@ class _Walk:
                 return None
             return max(f[0] for f in found), max(f[1] for f in found)  # type: ignore[index]
 
-        diagnostics = self.compiled.diagnostics
-        for place, index, entry, message, key in reversed(self.held):  # each in its place, in the walk's order
-            tensor = nodes[index].inputs[0]
+        first: dict[int, tuple[int, int, Entry, str, str | tuple | None]] = {}  # per tensor, its first held
+        for held in self.held:
+            tensor = nodes[held[1]].inputs[0]
             while tensor >= 0 and len(consumers[tensor]) == 1 and pointwise(nodes[tensor]):
                 tensor = nodes[tensor].inputs[0]
+            first.setdefault(tensor, held)
+        diagnostics = self.compiled.diagnostics
+        for tensor, (place, index, entry, _, key) in sorted(first.items(), key=lambda item: -item[1][0]):
             shape = nodes[tensor].output if tensor >= 0 else self.compiled.spec.input  # type: ignore[union-attr]
             read = read_by(consumers.get(tensor, []))
+            node = nodes[index]
             if read is not None and shape is not None and read != (shape[1] - 1, shape[2] - 1):
+                assert node.input is not None
+                windows = node.layer.axes(node.input)
+                message = unread_message(windows, node.input, shape[1] - 1 - read[0], shape[2] - 1 - read[1])  # type: ignore[arg-type]
                 self.compiled.diagnostics = diagnostics[:place]
                 self.report(entry, "warning", message, key)
                 diagnostics = self.compiled.diagnostics + diagnostics[place:]

@@ -44,25 +44,31 @@ class SumPool(nn.Module):
         return y[..., :rows, :columns]
 
 
+def linearised(layer: dict, module: nn.Module, x: torch.Tensor) -> nn.Module:
+    """The torch module of `layer` on input `x`, made linear as described above, in float64 with positive
+    weights."""
+    if layer["type"] in POOLS:
+        module = SumPool(layer, module)
+    elif layer["type"] == "adaptive_maxpool":
+        module = nn.AdaptiveAvgPool2d(module.output_size)
+    elif layer["type"] in IDENTITIES or (layer["type"] == "layernorm" and x.dim() == 4):
+        module = nn.Identity()
+    elif layer["type"] == "layernorm":  # each feature from all of them, as layer norm's output is
+        module = nn.Linear(x.shape[1], x.shape[1], bias=False)
+    module = module.double().eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(0.5, 1.0)
+    return module
+
+
 def linear_modules(spec: dict) -> list[nn.Module]:
     """The spec's layers as float64 torch modules in evaluation mode, positive and linear as described above."""
     x = torch.rand(1, *spec["input"])
     modules = []
     for layer in spec["layers"]:
         module, y = step(layer, x)
-        if layer["type"] in POOLS:
-            module = SumPool(layer, module)
-        elif layer["type"] == "adaptive_maxpool":
-            module = nn.AdaptiveAvgPool2d(module.output_size)
-        elif layer["type"] in IDENTITIES or (layer["type"] == "layernorm" and x.dim() == 4):
-            module = nn.Identity()
-        elif layer["type"] == "layernorm":  # each feature from all of them, as layer norm's output is
-            module = nn.Linear(x.shape[1], x.shape[1], bias=False)
-        module = module.double().eval()
-        with torch.no_grad():
-            for p in module.parameters():
-                p.uniform_(0.5, 1.0)
-        modules.append(module)
+        modules.append(linearised(layer, module, x))
         x = y
     return modules
 

@@ -130,6 +130,9 @@ class Softmax(Pointwise):
 
     type: Literal["softmax"]
 
+    def mixes_channels(self) -> bool:
+        return True
+
     def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
         return (OUTPUT,)
 

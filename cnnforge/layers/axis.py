@@ -18,6 +18,10 @@ class Axis(Protocol):
         """Output rows for `size` input rows."""
         ...
 
+    def fits(self, size: int) -> bool:
+        """Whether the checker accepts `size` input rows."""
+        ...
+
     def receptive(self, reach: Reach) -> Reach:
         """The receptive field of the output positions, given the input positions'."""
         ...
@@ -48,6 +52,9 @@ class Same:
     def output(self, size: int) -> int:
         return size
 
+    def fits(self, size: int) -> bool:
+        return True
+
     def receptive(self, reach: Reach) -> Reach:
         return reach
 
@@ -68,6 +75,9 @@ class Adaptive:
 
     def output(self, size: int) -> int:
         return self.count
+
+    def fits(self, size: int) -> bool:
+        return True
 
     def receptive(self, reach: Reach) -> Reach:
         return reach.adaptive(self.count)

@@ -91,6 +91,10 @@ class Layer(BaseModel):
         CPU), parameters aside; `grad` says whether the input needs a gradient. None when unknown."""
         return None
 
+    def mixes_channels(self) -> bool:
+        """Whether each output element reads every channel (or feature) of the input, not only its own."""
+        return False
+
     def view(self) -> bool:
         """Whether the output is the input tensor itself or a view of it, so it takes no memory of its own."""
         return False

@@ -105,6 +105,9 @@ class Conv(Layer):
     def axes(self, x: Shape) -> tuple[Axis, Axis] | None:
         return self.windows()
 
+    def mixes_channels(self) -> bool:
+        return self.groups == 1
+
     def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
         """The tensor the convolution reads: the input, or a padded copy of it. torch pads a copy first for
         reflect, replicate and circular padding (reflect and replicate padding keep their input too, to pass a

@@ -63,6 +63,9 @@ class Linear(Layer):
     def receptive_field(self, x: Shape, field: Field) -> Field | None:
         return Field(field.h.whole(), field.w.whole())  # every output reads every input feature
 
+    def mixes_channels(self) -> bool:
+        return True
+
     def kept(self, x: Shape, y: Shape, grad: bool) -> tuple[Kept, ...] | None:
         return (INPUT,)
 

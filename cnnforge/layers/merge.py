@@ -19,12 +19,21 @@ class Merge(Layer):
     def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
         raise NotImplementedError
 
-    def merge_field(self, fields: list[Field | None], counts: tuple[int, int]) -> Field | None:
-        """The receptive field of the output positions: each spans what every branch's position spans."""
-        if any(f is None for f in fields):
+    def merge_field(self, fields: list[Field | None], y: Shape, image: tuple[int, int]) -> Field | None:
+        """The receptive field of the output positions: each spans what the same position spans in every branch
+        (over every channel), and all of a broadcast branch's single position; `image` is the network input's
+        rows and columns. None when unknown."""
+        known = [f for f in fields if f is not None]
+        if len(known) < len(fields):
             return None
-        rows = _union([f.h for f in fields], counts[0])  # type: ignore[union-attr]
-        columns = _union([f.w for f in fields], counts[1])  # type: ignore[union-attr]
+        if all(f == known[0] for f in known):
+            return known[0]
+        if len(y) == 3:
+            counts = y[1], y[2]
+        else:  # features after flatten: the positions of the map before it, the same in each branch
+            counts = max(f.h.count for f in known), max(f.w.count for f in known)
+        rows = union([f.h for f in known], counts[0], image[0])
+        columns = union([f.w for f in known], counts[1], image[1])
         return None if rows is None or columns is None else Field(rows, columns)
 
     def merge_kept(self, shapes: list[Shape], y: Shape, grads: list[bool]) -> list[tuple[int | None, Kept]]:
@@ -32,14 +41,40 @@ class Merge(Layer):
         return []
 
 
-def _union(reaches: list[Reach], count: int) -> Reach | None:
-    """Along one axis, the span of each output position over every branch, when the branches agree on where
-    positions are (same count and step); None otherwise."""
-    if any(r.start is None or r.count != count for r in reaches) or len({r.jump for r in reaches}) != 1:
+def union(reaches: list[Reach], count: int, rows: int) -> Reach | None:
+    """Along one axis, the span of each of `count` output positions over the branches' `reaches`; a branch of one
+    position broadcast to more spans the same rows for every one (its jump is 0).
+
+    Where one branch's every position spans all `rows` input rows (a gate that sees the whole map), so does
+    every output position; where each end is a branch of one position, every position spans the same rows.
+    Then position i is given first - (count - 1 - i) * jump .. last + i * jump, a line that holds that span and
+    differs from it in padding rows only, as the padding past the positions, which later windows may read,
+    must span no pixel.
+
+    Position i spans first(i) .. last(i), the least start and the greatest end over the branches: a minimum of
+    lines, concave, and a maximum, convex. Each is a line when one branch gives it at both ends, and then past
+    them too, where later padding reads; with the same slope, that is one Reach. Otherwise the positions are
+    uneven: the largest span (at an end, as last - first is convex) and the largest slope of any branch bound
+    them. None when a branch's own positions are uneven, or when counts differ other than by broadcasting.
+    """
+    if any(r.start is None or r.count not in (count, 1) for r in reaches):
         return None
-    start = min(r.start for r in reaches)  # type: ignore[type-var]
-    end = max(r.start + r.size for r in reaches)  # type: ignore[operator]
-    return Reach(end - start, reaches[0].jump, start, count)
+    end = count - 1
+    jumps = [0 if r.count < count else r.jump for r in reaches]
+    firsts = [(r.start, r.start + end * j) for r, j in zip(reaches, jumps, strict=True)]  # at positions 0 and end
+    lasts = [(f0 + r.size - 1, f1 + r.size - 1) for r, (f0, f1) in zip(reaches, firsts, strict=True)]
+    first = min(f[0] for f in firsts), min(f[1] for f in firsts)
+    last = max(f[0] for f in lasts), max(f[1] for f in lasts)
+    if count == 1:
+        return Reach(last[0] - first[0] + 1, max(jumps), first[0], 1)
+    step = first[1] - first[0]
+    covered = any(f[1] <= 0 and rows - 1 <= end_[0] for f, end_ in zip(firsts, lasts, strict=True))
+    if covered or (step == 0 and first in firsts and last in lasts):  # every position spans first..last
+        jump = max(1, *jumps)  # widened at each end, so that padding beyond the positions spans no pixel
+        return Reach(max(last) + end * jump - min(first) + 1, jump, min(first) - end * jump, count)
+    if first in firsts and last in lasts and step == last[1] - last[0]:  # one branch's line each, as steep
+        return Reach(last[0] - first[0] + 1, step // end, first[0], count)
+    return Reach(max(last[0] - first[0], last[1] - first[1]) + 1, max(jumps), None, count)
 
 
 def _broadcast(shapes: list[tuple[str, Shape]]) -> Shape | None:

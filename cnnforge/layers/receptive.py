@@ -11,8 +11,9 @@ class Reach:
     """The receptive field along one axis: output position i (of `count`) spans the input rows
     start + i*jump to start + i*jump + size - 1, padding included, so the span may start before row 0.
 
-    After an adaptive pool whose input is not a multiple of its output, windows differ in size and step:
-    then `start` is None and `size` and `jump` are upper bounds (the largest window, the largest step).
+    After an adaptive pool whose input is not a multiple of its output, or where branches meet whose positions
+    step differently, windows differ in size and step: then `start` is None and `size` and `jump` are upper bounds
+    (the largest window, the largest step).
     """
 
     size: int

@@ -151,20 +151,23 @@ def slide(x: Shape, hw: tuple[Window, Window], checks: Checks) -> tuple[int, int
     ):
         return None
     rows, cols = hw[0].unread(sizes[0], out[0]), hw[1].unread(sizes[1], out[1])
-    if rows == sizes[0] or cols == sizes[1]:  # no row (or no column) is read, so no element is
-        rows, cols = sizes
     if rows or cols:
-        cause = f"stride {show([w.stride for w in hw])} leaves"
-        if any(w.dilation > 1 for w in hw):
-            cause = f"stride {show([w.stride for w in hw])} and dilation {show([w.dilation for w in hw])} leave"
-        checks.warning(
-            f"{cause} the last {plural(rows, 'row')} and {plural(cols, 'column')} of the input {show(x)}{UNREAD}",
-            "stride",
-        )
+        checks.warning(unread_message(hw, x, rows, cols), "stride")
     return out
 
 
 UNREAD = " unread; torch drops them silently"
+
+
+def unread_message(hw: tuple[Window, Window], x: Shape, rows: int, cols: int) -> str:
+    """The warning that windows `hw` leave the last `rows` rows and `cols` columns of the map `x` unread (all of
+    them when they leave every row, or every column)."""
+    if rows >= x[1] or cols >= x[2]:  # no row (or no column) is read, so no element is
+        rows, cols = x[1], x[2]
+    cause = f"stride {show([w.stride for w in hw])} leaves"
+    if any(w.dilation > 1 for w in hw):
+        cause = f"stride {show([w.stride for w in hw])} and dilation {show([w.dilation for w in hw])} leave"
+    return f"{cause} the last {plural(rows, 'row')} and {plural(cols, 'column')} of the input {show(x)}{UNREAD}"
 
 
 def _fixes(sizes: tuple[int, int], hw: tuple[Window, Window]) -> str:

@@ -1,5 +1,6 @@
 """Two layer kinds for cnnforge: blur_pool (anti-aliased downsampling, Zhang 2019, "Making Convolutional Networks
-Shift-Invariant Again") and group_shuffle (ShuffleNet's channel shuffle). Torch is imported only when a network is built."""
+Shift-Invariant Again") and group_shuffle (ShuffleNet's channel shuffle). Torch is imported only when a network is
+built."""
 
 from __future__ import annotations
 
