@@ -151,6 +151,11 @@ REFUSED = {
         merged("add", a=[conv(3, 4)], b=[]),
         "the a gives [4, 5, 5], the b [3, 5, 5]: give the b a 1x1 conv to 4 channels",
     ),
+    "three that broadcast in pairs with the first, not together": (
+        [3, 4, 4],
+        merged("add", a=[conv(3, 1)], b=[], c=[conv(3, 2)]),
+        "the b gives [3, 4, 4], the c [2, 4, 4]: give the c a 1x1 conv to 3 channels",
+    ),
     "rows no stride makes": (
         [2, 6, 6],
         merged("add", a=[conv(2, 2, 3)], b=[]),

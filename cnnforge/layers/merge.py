@@ -68,6 +68,23 @@ def _fix(label: str, found: Shape, wanted: Shape) -> str:
     return f"the {label} is {_off(h - h_w, 'row')} and {_off(w - w_w, 'column')} off"
 
 
+def _conflict(shapes: list[tuple[str, Shape]]) -> tuple[str, Shape, str, Shape]:
+    """The first branch that torch cannot broadcast with those before it, its shape, and what it meets there:
+    the first of them it cannot broadcast with, or all of them together, which it cannot broadcast with."""
+    for number in range(1, len(shapes)):
+        label, found = shapes[number]
+        before = shapes[:number]
+        if _broadcast([*before, (label, found)]) is not None:
+            continue
+        for other, wanted in before:
+            if _broadcast([(other, wanted), (label, found)]) is None:
+                return label, found, f"{other} gives", wanted
+        together = [lb for lb, _ in before]
+        names = f"{', '.join(together[:-1])} and {together[-1]}"
+        return label, found, f"{names} give", _broadcast(before)  # type: ignore[return-value]
+    raise ValueError("the shapes broadcast")
+
+
 def _off(difference: int, word: str) -> str:
     return f"{plural(abs(difference), word)} {'more' if difference > 0 else 'fewer'}" if difference else f"no {word}s"
 
@@ -81,10 +98,9 @@ class Add(Merge):
     def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
         out = _broadcast(shapes)
         if out is None:
-            (first, wanted), *rest = shapes
-            label, found = next((lb, s) for lb, s in rest if _broadcast([(first, wanted), (lb, s)]) is None)
+            label, found, other, wanted = _conflict(shapes)
             checks.error(
-                f"the {first} gives {show(wanted)}, the {label} {show(found)}: {_fix(label, found, wanted)}",
+                f"the {other} {show(wanted)}, the {label} {show(found)}: {_fix(label, found, wanted)}",
                 ("branches", label),
             )
         return out
