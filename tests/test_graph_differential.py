@@ -6,18 +6,24 @@ by position, computes the oracle's outputs."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import yaml
 from agreement import compile_dict
 from graph_oracle import GraphRun, interpret
 from graph_strategies import Case
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from cnnforge import Compiled
 from cnnforge.builder import build
 from cnnforge.spec import read_text
 
+PROFILE = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
 GUESS = "input is [C, H, W]: did you mean"
+SUGGESTION = re.compile(r"give the shortcut a 1x1 conv(?: with stride (\d+))? to (\d+) channels")
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths"),
@@ -146,6 +152,11 @@ REFUSED = {
         "the body gives [128, 28, 28], the shortcut [64, 56, 56]: give the shortcut a 1x1 conv with stride 2 to "
         "128 channels",
     ),
+    "an odd map's shortcut left out": (
+        [3, 7, 7],
+        merged("add", body=[conv(3, 6, 3, stride=2, padding=1)], shortcut=[]),
+        "the body gives [6, 4, 4], the shortcut [3, 7, 7]: give the shortcut a 1x1 conv with stride 2 to 6 channels",
+    ),
     "channels that differ": (
         [3, 5, 5],
         merged("add", a=[conv(3, 4)], b=[]),
@@ -200,6 +211,12 @@ REFUSED = {
         "the y gives [2, 3, 3], 3 rows fewer and 3 columns fewer than the x [2, 6, 6]: concat joins channels, so "
         "rows and columns must agree",
     ),
+    "concat of the larger map after": (
+        [2, 6, 6],
+        merged("concat", small=[{"type": "maxpool", "kernel": 2}], x=[]),
+        "the x gives [2, 6, 6], 3 rows more and 3 columns more than the small [2, 3, 3]: concat joins channels, so "
+        "rows and columns must agree; a 1x1 conv or pool with stride 2 in the x would make them agree",
+    ),
 }
 
 
@@ -217,3 +234,30 @@ def test_an_add_or_multiply_of_one_branch_is_taken_for_a_mistake(op: str) -> Non
         f"'branches': {op} takes a mapping of two or more branches, each a list of layers ([] for the input "
         "itself), e.g. {body: [...], shortcut: []}"
     ]
+
+
+@settings(max_examples=60, **PROFILE)
+@given(
+    st.integers(1, 4),
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.integers(1, 5),
+    st.integers(1, 3),
+    st.integers(1, 5),
+    st.integers(0, 2),
+)
+def test_a_suggested_shortcut_works(c: int, h: int, w: int, c_o: int, stride: int, k: int, padding: int) -> None:
+    """Where the message says to give the shortcut a 1x1 conv, doing so makes a spec torch runs and cnnforge
+    accepts; and it says so wherever a 1x1 conv would do."""
+    body = [conv(c, c_o, k, stride=stride, padding=padding)]
+    compiled, ran = assert_graph_agrees(graph([c, h, w], merged("add", body=body, shortcut=[])), "meta")
+    y = compiled.layers[0].output
+    assume(y is not None and not ran.ok)
+    message = next(d.message for d in compiled.diagnostics if d.severity == "error")
+    suggested = SUGGESTION.search(message)
+    works = [s for s in range(1, max(h, w) + 1) if (-(-h // s), -(-w // s)) == y[1:]]
+    assert bool(suggested) == bool(works), message
+    if suggested:
+        shortcut = [conv(c, int(suggested[2]), stride=int(suggested[1] or 1))]
+        compiled, ran = assert_graph_agrees(graph([c, h, w], merged("add", body=body, shortcut=shortcut)), "meta")
+        assert compiled.ok and ran.ok, [str(d) for d in compiled.diagnostics]
