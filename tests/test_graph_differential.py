@@ -13,8 +13,8 @@ import torch
 import yaml
 from agreement import compile_dict
 from graph_oracle import GraphRun, interpret
-from graph_strategies import Case
-from hypothesis import HealthCheck, assume, given, settings
+from graph_strategies import Case, graphs
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from cnnforge import Compiled
@@ -22,6 +22,7 @@ from cnnforge.builder import build
 from cnnforge.spec import read_text
 
 PROFILE = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+SMALL = {"max_entries": 3, "max_channels": 3, "max_size": 8, "budget": 8}  # real tensors on the CPU
 GUESS = "input is [C, H, W]: did you mean"
 SUGGESTION = re.compile(r"give the shortcut a 1x1 conv(?: with stride (\d+))? to (\d+) channels")
 
@@ -81,6 +82,30 @@ def assert_graph_builds(compiled: Compiled, ran: GraphRun, device: str) -> None:
     assert y.shape == ran.output.shape
     if device != "meta":
         torch.testing.assert_close(y, ran.output)
+
+
+def agrees(case: Case, device: str) -> Compiled:
+    """assert_graph_agrees, counting in the statistics what torch did and what the spec holds."""
+    compiled, ran = assert_graph_agrees(case, device)
+    event("torch runs it" if ran.ok else "cnnforge is stricter" if ran.stricter else "torch refuses a node")
+    if compiled.diagnostics and compiled.diagnostics[0].message.startswith(GUESS):
+        event("cnnforge guesses the input is written channels last")
+    for kind in ("blocks", "branches", "repeat", "first", "when", "sequence", "index"):
+        if kind in str(case.spec):
+            event(f"has {kind}")
+    return compiled
+
+
+@settings(max_examples=150, **PROFILE)
+@given(graphs())
+def test_graph_check_agrees_with_torch_on_meta(case: Case) -> None:
+    agrees(case, "meta")
+
+
+@settings(max_examples=60, **PROFILE)
+@given(graphs(**SMALL))
+def test_graph_check_agrees_with_torch_on_cpu(case: Case) -> None:
+    agrees(case, "cpu")
 
 
 # Merge shape rules, case by case: torch agrees, and a refusal's message names both shapes and a fix.
@@ -261,3 +286,21 @@ def test_a_suggested_shortcut_works(c: int, h: int, w: int, c_o: int, stride: in
         shortcut = [conv(c, int(suggested[2]), stride=int(suggested[1] or 1))]
         compiled, ran = assert_graph_agrees(graph([c, h, w], merged("add", body=body, shortcut=shortcut)), "meta")
         assert compiled.ok and ran.ok, [str(d) for d in compiled.diagnostics]
+
+
+# Names: a repeated merge's repetitions, groups' names, and names a torch module may hold.
+
+
+def test_a_repeated_merge_has_names_of_its_own_each_time() -> None:
+    """Each repetition is a group holding the merge, as a block holding only the merge would be."""
+    body = [conv(2, 2, name="c"), {"type": "relu"}]
+    case = graph([2, 4, 4], {"type": "add", "name": "stage", "repeat": 2, "branches": {"body": body, "x": []}})
+    compiled, ran = assert_graph_agrees(case, "cpu")
+    assert compiled.ok and ran.ok
+    paths = ["stage.0.c", "stage.0.relu2", "stage.0.add0", "stage.1.c", "stage.1.relu2", "stage.1.add0"]
+    assert [node.path for node in compiled.layers] == paths
+    assert [(g.path, g.kind) for g in compiled.groups] == [
+        ("stage", "repeat"),
+        ("stage.0", "sequence"),
+        ("stage.1", "sequence"),
+    ]

@@ -251,10 +251,24 @@ class Expander:
             moved = {key: (*where, "first", key) for key in first} if number == 0 else {}
             inner.count = number
             within = scope.child({INDEX: number})
-            entry = self._one(written, where, within, inner, depth + 1, number, str(number), moved)
+            if written.get("type") in MERGES:
+                entry = self._merged(written, where, within, (*group.path, str(number)), depth, number, moved)
+            else:
+                entry = self._one(written, where, within, inner, depth + 1, number, str(number), moved)
             group.entries.append(entry)
             if number == 0 and self.nodes + self._size(entry) * (times - 1) > MAX_NODES:
                 self._too_many(where, scope)
+        self._count(where, scope)
+        return group
+
+    def _merged(
+        self, item: dict, where: Path, scope: _Scope, path: tuple[str, ...], depth: int, index: int, moved: dict
+    ) -> Group:
+        """One repetition of a repeated merge: a group of its own holding the merge (`<op>0`, its branches' layers
+        numbered from 1), as a block holding only the merge would be, so each repetition has its own names."""
+        group = Group(path[-1], path, where, scope.uses, index, None, "sequence")
+        names = _Names(path, count=1)
+        group.entries = [self._one(item, where, scope, names, depth + 2, 0, f"{item['type']}0", moved)]
         self._count(where, scope)
         return group
 
