@@ -304,3 +304,34 @@ def test_a_repeated_merge_has_names_of_its_own_each_time() -> None:
         ("stage.0", "sequence"),
         ("stage.1", "sequence"),
     ]
+
+
+BLOCKS = {"plain": {"layers": [{"type": "relu"}]}}
+GROUPS = {
+    "sequence": {"type": "sequence", "layers": [{"type": "relu"}]},
+    "block used": {"type": "plain"},
+    "merge": merged("add", x=[], y=[]),
+    "repeated layer": {"type": "relu", "repeat": 2},
+}
+BAD_NAMES = {
+    "forward": "'name': 'forward' is reserved by torch.nn.Module; choose another name",
+    "a.b": "'name': string should match pattern '^[A-Za-z][A-Za-z0-9_]*$', found 'a.b'",
+    "": "'name': string should match pattern '^[A-Za-z][A-Za-z0-9_]*$', found ''",
+    3: "'name': input should be a valid string, found 3",
+}
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+@pytest.mark.parametrize("name", list(BAD_NAMES), ids=repr)
+def test_a_group_is_named_as_a_layer_is(group: str, name: object) -> None:
+    """A group's name is a submodule's name: the names torch cannot add are refused at the name."""
+    spec = {"name": "names", "input": [2, 3, 3], "blocks": BLOCKS, "layers": [{"name": name, **GROUPS[group]}]}
+    loaded = read_text(yaml.safe_dump(spec, sort_keys=False), "spec.yaml")
+    assert loaded.spec is None
+    assert [(d.line, d.column, d.message) for d in loaded.diagnostics] == [(11, 3, BAD_NAMES[name])]  # `- name:`
+
+
+def test_a_layer_in_branches_may_be_named_program() -> None:
+    case = graph([2, 3, 3], merged("add", x=[], y=[conv(2, 2, name="program")]))
+    compiled, _ = assert_graph_agrees(case, "cpu")
+    assert compiled.ok

@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import TypeAdapter, ValidationError
+
 from ..diagnostics import Diagnostic
+from ..layers.fields import LayerName, _found
 from ..layers.registry import suggest
 from .expr import ExprError, evaluate, is_expression
 from .params import STRUCTURAL
@@ -110,6 +113,21 @@ def note(uses: tuple[Use, ...], source: Source) -> str:
 
 def _show(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+_NAME = TypeAdapter(LayerName)
+
+
+def _bad_name(name: Any) -> str | None:
+    """What is wrong with a group's name, which is a submodule's name as a layer's is; None if nothing."""
+    try:
+        _NAME.validate_python(name)
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        if problem["type"] == "reserved":
+            return f"'name': {problem['msg']}"
+        return f"'name': {problem['msg'][0].lower()}{problem['msg'][1:]}, found {_found(name)}"
+    return None
 
 
 class _Failed(Exception):
@@ -216,6 +234,10 @@ class Expander:
         kind = item.get("type")
         default = f"{kind}{index}" if isinstance(kind, str) and len(kind) <= 40 else f"layer{index}"
         name = item.get("name", default)
+        grouping = "repeat" in item or (isinstance(kind, str) and (kind in STRUCTURE or kind in self.blocks))
+        if grouping and "name" in item and (problem := _bad_name(name)):  # a layer's is its validation's
+            self._error((*where, "name"), problem, scope)
+            raise _Failed
         if not isinstance(name, str):
             return self._leaf(item, where, scope, names, index, None, {})  # the layer's validation says why
         if "when" in item and not self._truth(item["when"], (*where, "when"), scope):
