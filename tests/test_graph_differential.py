@@ -335,3 +335,9 @@ def test_a_layer_in_branches_may_be_named_program() -> None:
     case = graph([2, 3, 3], merged("add", x=[], y=[conv(2, 2, name="program")]))
     compiled, _ = assert_graph_agrees(case, "cpu")
     assert compiled.ok
+
+
+def test_a_repeated_layers_problem_names_each_repetition() -> None:
+    spec = {"name": "names", "input": [2, 3, 3], "layers": [{"type": "conv", "shape": [2, 2, 1], "repeat": 2}]}
+    loaded = read_text(yaml.safe_dump(spec, sort_keys=False), "spec.yaml")
+    assert [d.layer_path for d in loaded.diagnostics] == ["conv0.0", "conv0.1"]
