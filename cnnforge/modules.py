@@ -128,10 +128,10 @@ class Graph(nn.Module):
         super().__init__()
         for name, child in children.items():
             self.add_module(name, child)
-        self.program = program
+        self._program = program  # "_": no child's name, which starts with a letter, can be this
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(self.program, x)
+        return self._run(self._program, x)
 
     def _run(self, steps: tuple[Step, ...], x: torch.Tensor) -> torch.Tensor:
         for step in steps:
@@ -143,7 +143,7 @@ class Graph(nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return _show(self.program)
+        return _show(self._program)
 
 
 def _show(steps: tuple[Step, ...]) -> str:

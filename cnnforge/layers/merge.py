@@ -97,10 +97,35 @@ def _fix(label: str, found: Shape, wanted: Shape) -> str:
     if len(found) == 1:
         return f"give the {label} a linear layer to {wanted[0]} features"
     (_, h, w), (c_w, h_w, w_w) = found, wanted
-    if h % h_w == 0 and w % w_w == 0 and h // h_w == w // w_w:
-        stride = h // h_w
+    stride = _stride(found, wanted)
+    if stride is not None:
         return f"give the {label} a 1x1 conv{f' with stride {stride}' if stride > 1 else ''} to {c_w} channels"
     return f"the {label} is {_off(h - h_w, 'row')} and {_off(w - w_w, 'column')} off"
+
+
+def _stride(found: Shape, wanted: Shape) -> int | None:
+    """The stride that takes a [C, H, W] map to the rows and columns of `wanted` (a 1x1 conv or a 1x1 pool with
+    stride s gives ceil(H / s) rows), if one does."""
+    (_, h, w), (_, h_w, w_w) = found, wanted
+    stride = max(-(-h // h_w), -(-w // w_w))  # the least that gives no more rows or columns than wanted
+    return stride if -(-h // stride) == h_w and -(-w // stride) == w_w else None
+
+
+def _conflict(shapes: list[tuple[str, Shape]]) -> tuple[str, Shape, str, Shape]:
+    """The first branch that torch cannot broadcast with those before it, its shape, and what it meets there:
+    the first of them it cannot broadcast with, or all of them together, which it cannot broadcast with."""
+    for number in range(1, len(shapes)):
+        label, found = shapes[number]
+        before = shapes[:number]
+        if _broadcast([*before, (label, found)]) is not None:
+            continue
+        for other, wanted in before:
+            if _broadcast([(other, wanted), (label, found)]) is None:
+                return label, found, f"{other} gives", wanted
+        together = [lb for lb, _ in before]
+        names = f"{', '.join(together[:-1])} and {together[-1]}"
+        return label, found, f"{names} give", _broadcast(before)  # type: ignore[return-value]
+    raise ValueError("the shapes broadcast")
 
 
 def _off(difference: int, word: str) -> str:
@@ -116,10 +141,9 @@ class Add(Merge):
     def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
         out = _broadcast(shapes)
         if out is None:
-            (first, wanted), *rest = shapes
-            label, found = next((lb, s) for lb, s in rest if _broadcast([(first, wanted), (lb, s)]) is None)
+            label, found, other, wanted = _conflict(shapes)
             checks.error(
-                f"the {first} gives {show(wanted)}, the {label} {show(found)}: {_fix(label, found, wanted)}",
+                f"the {other} {show(wanted)}, the {label} {show(found)}: {_fix(label, found, wanted)}",
                 ("branches", label),
             )
         return out
@@ -175,11 +199,13 @@ class Concat(Merge):
                 return None
             if found[1:] != wanted[1:]:
                 dh, dw = found[1] - wanted[1], found[2] - wanted[2]
-                checks.error(
+                message = (
                     f"the {label} gives {show(found)}, {_off(dh, 'row')} and {_off(dw, 'column')} than the "
-                    f"{first} {show(wanted)}: concat joins channels, so rows and columns must agree",
-                    ("branches", label),
+                    f"{first} {show(wanted)}: concat joins channels, so rows and columns must agree"
                 )
+                if stride := _stride(found, wanted):
+                    message += f"; a 1x1 conv or pool with stride {stride} in the {label} would make them agree"
+                checks.error(message, ("branches", label))
                 return None
         return (sum(s[0] for _, s in shapes), *wanted[1:])
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from ..diagnostics import Diagnostic
-from ..layers.fields import LayerName
+from ..layers.fields import LayerName, _found
 from ..layers.registry import suggest
 from .expr import ExprError, evaluate, is_expression
 from .params import STRUCTURAL
@@ -32,7 +32,6 @@ ENTRY = frozenset({"type", "name", "repeat", "first", "when"})  # keys of every 
 INDEX = "index"  # the repetition's number, 0 .. N-1, in the expressions of a repeated entry
 MAX_NODES = 100_000  # layers, merges and groups once unrolled; the largest torchvision network has ~1,000
 MAX_NESTING = 32  # groups and branches inside each other
-_NAME: TypeAdapter = TypeAdapter(LayerName)
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,21 @@ def note(uses: tuple[Use, ...], source: Source) -> str:
 
 def _show(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+_NAME: TypeAdapter = TypeAdapter(LayerName)
+
+
+def _bad_name(name: Any) -> str | None:
+    """What is wrong with a group's name, which is a submodule's name as a layer's is; None if nothing."""
+    try:
+        _NAME.validate_python(name)
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        if problem["type"] == "reserved":
+            return f"'name': {problem['msg']}"
+        return f"'name': {problem['msg'][0].lower()}{problem['msg'][1:]}, found {_found(name)}"
+    return None
 
 
 class _Failed(Exception):
@@ -220,11 +234,12 @@ class Expander:
         kind = item.get("type")
         default = f"{kind}{index}" if isinstance(kind, str) and len(kind) <= 40 else f"layer{index}"
         name = item.get("name", default)
+        grouping = "repeat" in item or (isinstance(kind, str) and (kind in STRUCTURE or kind in self.blocks))
+        if grouping and "name" in item and (problem := _bad_name(name)):  # a layer's is its validation's
+            self._error((*where, "name"), problem, scope)
+            raise _Failed
         if not isinstance(name, str):
             return self._leaf(item, where, scope, names, index, None, {})  # the layer's validation says why
-        grouping = "repeat" in item or kind in STRUCTURE or (isinstance(kind, str) and kind in self.blocks)
-        if grouping and "name" in item:  # a layer's name is checked with its other keys
-            self._name(name, (*where, "name"), scope)
         if "when" in item and not self._truth(item["when"], (*where, "when"), scope):
             return None
         if "first" in item and "repeat" not in item:
@@ -258,10 +273,24 @@ class Expander:
             moved = {key: (*where, "first", key) for key in first} if number == 0 else {}
             inner.count = number
             within = scope.child({INDEX: number})
-            entry = self._one(written, where, within, inner, depth + 1, number, str(number), moved)
+            if written.get("type") in MERGES:
+                entry = self._merged(written, where, within, (*group.path, str(number)), depth, number, moved)
+            else:
+                entry = self._one(written, where, within, inner, depth + 1, number, str(number), moved)
             group.entries.append(entry)
             if number == 0 and self.nodes + self._size(entry) * (times - 1) > MAX_NODES:
                 self._too_many(where, scope)
+        self._count(where, scope)
+        return group
+
+    def _merged(
+        self, item: dict, where: Path, scope: _Scope, path: tuple[str, ...], depth: int, index: int, moved: dict
+    ) -> Group:
+        """One repetition of a repeated merge: a group of its own holding the merge (`<op>0`, its branches' layers
+        numbered from 1), as a block holding only the merge would be, so each repetition has its own names."""
+        group = Group(path[-1], path, where, scope.uses, index, None, "sequence")
+        names = _Names(path, count=1)
+        group.entries = [self._one(item, where, scope, names, depth + 2, 0, f"{item['type']}0", moved)]
         self._count(where, scope)
         return group
 
@@ -401,17 +430,6 @@ class Expander:
         return leaf
 
     # -- helpers --------------------------------------------------------------------------------------------
-
-    def _name(self, name: str, where: Path, scope: _Scope) -> None:
-        """Refuse a group's name that could not be a submodule's, as a layer's is refused."""
-        try:
-            _NAME.validate_python(name)
-        except ValidationError as error:
-            problem = error.errors(include_url=False)[0]
-            message = problem["msg"][0].lower() + problem["msg"][1:]
-            found = "" if problem["type"] == "reserved" else f", found {name[:40]!r}"
-            self._error(where, f"'name': {message}{found}", scope)
-            raise _Failed from None
 
     def _claim(self, names: _Names, name: str, index: int) -> int | None:
         first = names.used.setdefault(name, index)

@@ -144,7 +144,7 @@ def _leaf_diagnostic(problem: dict, leaf: Leaf, source: Source, file: str, block
         del loc[0]  # pydantic puts the union's tag in the location
     if problem["type"] == "union_tag_invalid":
         loc.append("type")  # point at the unknown type, not at the layer
-    name = raw.get("name")
+    name = leaf.name or raw.get("name")  # a repetition's name is its number
     name = name if isinstance(name, str) and len(name) <= 64 else f"{kind}{leaf.index}"
     fields = LAYERS[kind].model_fields if kind in LAYERS else {}
     where = (*leaf.keys[loc[0]], *loc[1:]) if loc and loc[0] in leaf.keys else (*leaf.where, *loc)
