@@ -20,7 +20,7 @@ from cnnforge.spec import read_text
 ARCHITECTURES = Path(__file__).resolve().parent.parent / "architectures"
 DENSE_BLOCK = Path(__file__).resolve().parent / "data" / "dense_block.yaml"
 
-# spec, --set bindings, the torchvision model they describe
+# torchvision model -> (the shipped spec that describes it, with these --set bindings)
 RESNETS = {
     "resnet18": ("resnet18", {}),
     "resnet50": ("resnet50", {}),
