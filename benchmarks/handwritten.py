@@ -1,10 +1,13 @@
-"""The shipped specs written by hand as plain PyTorch modules: the baselines cnnforge is measured against.
+"""The shipped specs as plain PyTorch modules, written by hand or torchvision's: the baselines cnnforge is
+measured against.
 
 Their parameters come in the same order as the built spec's, so a cnnforge state_dict loads into them by
 position (`load_by_position`) and then both compute the same outputs (tests/test_benchmarks.py checks it).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +62,17 @@ class AlexNet(nn.Module):
 
 
 HANDWRITTEN: dict[str, type[LeNet5 | AlexNet]] = {"lenet": LeNet5, "alexnet": AlexNet}  # shipped spec -> class
+
+
+def torchvision_resnet18(classes: int = 1000) -> nn.Module:
+    """torchvision.models.resnet18, which architectures/resnet18.yaml describes; needs torchvision (the vision
+    extra)."""
+    from torchvision.models import resnet18
+
+    return resnet18(num_classes=classes)
+
+
+BASELINES: dict[str, Callable[[int], nn.Module]] = {**HANDWRITTEN, "resnet18": torchvision_resnet18}  # spec -> maker
 
 
 def load_by_position(target: nn.Module, source: nn.Module) -> nn.Module:

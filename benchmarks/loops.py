@@ -1,12 +1,15 @@
 """The contenders of the training benchmarks: cnnforge's own Trainer, and a minimal hand-written PyTorch loop
-over the same network (benchmarks/handwritten.py, starting from the same weights), optimizer, in-memory data
-and batch normalisation. Each contender is a function that trains one window of batches and returns its
-seconds, waiting for the GPU at both ends."""
+over the same network as a plain PyTorch module (benchmarks/handwritten.py: written by hand, or torchvision's),
+starting from the same weights, with the same optimizer, in-memory data and batch normalisation. Each
+contender is a function that trains one window of batches and returns its seconds, waiting for the GPU at both
+ends."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,17 +21,20 @@ from omegaconf import DictConfig
 
 from cnnforge.builder import build
 from cnnforge.compiler import Compiled
-from cnnforge.train.app import CONF, prepare_run
+from cnnforge.train import archs
+from cnnforge.train.app import CONF, prepare_run, register_archs
 from cnnforge.train.data import Data, Prepare
 from cnnforge.train.loop import Progress, Trainer
 from cnnforge.train.settings import compose, instantiate
 
-from .handwritten import HANDWRITTEN, load_by_position
+from .handwritten import BASELINES, load_by_position
 
 
 @dataclass(frozen=True)
 class Case:
-    """A shipped spec trained on synthetic data: `batches` batches of `batch_size` per window."""
+    """A shipped spec trained on synthetic data: `batches` batches of `batch_size` per window. `input` sets the
+    spec's input, for smaller images than it was written for; `baseline` names the plain PyTorch module it is
+    measured against (BASELINES[arch]), and `needs` the module that one imports."""
 
     title: str
     arch: str
@@ -36,6 +42,9 @@ class Case:
     batches: int
     windows: int
     warmup: int
+    input: tuple[int, int, int] | None = None
+    baseline: str = "hand-written"
+    needs: str | None = None
 
     @property
     def images(self) -> int:
@@ -66,16 +75,29 @@ class Workload:
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    """cnnforge's real training config (cnnforge/conf) with `overrides`, as `cnnforge train` composes it;
-    an unknown key raises hydra.errors.ConfigCompositionException."""
-    return compose(overrides)
+    """cnnforge's real training config (cnnforge/conf) with `overrides`, as `cnnforge train` composes it (`arch=`
+    takes any shipped spec); an unknown key raises hydra.errors.ConfigCompositionException."""
+    return compose(register_archs(overrides))
+
+
+def resized(spec: Path, shape: tuple[int, int, int], folder: Path) -> Path:
+    """A copy of `spec` in `folder`, under the same file name, whose `input:` line is `shape`."""
+    text, count = re.subn(r"(?m)^input: .*$", f"input: {list(shape)}", spec.read_text())
+    if count != 1:
+        raise ValueError(f"{spec}: expected one top-level `input:` line to replace, found {count}")
+    copy = folder / spec.name
+    copy.write_text(text)
+    return copy
 
 
 def workload(case: Case, device: torch.device) -> Workload:
-    """The case's spec and data reconciled as `cnnforge train` does (its `classes` bound to the data's), the data
-    on the device and its preparation fitted."""
-    config = compose_config(case.overrides(device))
-    plan = prepare_run(config, str(CONF / "data" / "synthetic.yaml"))
+    """The case's spec (with its input set, where the case sets one) and data reconciled as `cnnforge train`
+    does (its `classes` bound to the data's), the data on the device and its preparation fitted."""
+    with tempfile.TemporaryDirectory() as folder:
+        overrides = case.overrides(device)
+        if case.input:
+            overrides.append(f"arch.spec={resized(archs.resolve(case.arch), case.input, Path(folder))}")
+        plan = prepare_run(compose_config(overrides), str(CONF / "data" / "synthetic.yaml"))
     data = dataclasses.replace(plan.data, train=plan.data.train.to(device), val=plan.data.val.to(device))
     return Workload(case, device, plan.compiled, data, plan.prepare.fit(data.train))
 
@@ -109,15 +131,16 @@ def cnnforge_contender(work: Workload, overrides: list[str], run_dir: Path) -> C
 
 
 def hand_contender(work: Workload) -> Callable[[], float]:
-    """A minimal loop, as one writes it by hand: shuffle with randperm, normalise the batch with the mean and
-    standard deviation cnnforge's Prepare uses, cross-entropy, zero_grad, backward, step."""
+    """A minimal loop over the case's baseline module, as one writes it by hand: shuffle with randperm, normalise
+    the batch with the mean and standard deviation cnnforge's Prepare uses, cross-entropy, zero_grad, backward,
+    step."""
     config = compose_config(work.case.overrides(work.device))
     torch.manual_seed(config.trainer.seed)
     reference = build(work.compiled)  # the weights cnnforge's model starts from
-    model = HANDWRITTEN[work.case.arch](len(work.data.classes))
-    count = sum(p.numel() for p in model.parameters())
+    model = BASELINES[work.case.arch](len(work.data.classes))
+    count, arch = sum(p.numel() for p in model.parameters()), work.case.arch
     if count != work.compiled.total_params:
-        raise AssertionError(f"hand-written {work.case.arch}: {count} params, the spec {work.compiled.total_params}")
+        raise AssertionError(f"{work.case.baseline} {arch}: {count} params, the spec {work.compiled.total_params}")
     model = load_by_position(model, reference).to(work.device)
     optimizer = instantiate(config.optim, params=model.parameters())
     x, y = work.data.train.x, work.data.train.y  # [N, C, H, W], [N], already on the device

@@ -1,14 +1,18 @@
 """`train`: training throughput on the CPU, in images/s, of cnnforge's Trainer against a minimal hand-written
-PyTorch loop over the same network, weights, optimizer, data and normalisation (benchmarks/loops.py).
-Ratio: cnnforge / hand-written images/s, window by window. Target: at least 0.97.
+PyTorch loop over the same network, weights, optimizer, data and normalisation (benchmarks/loops.py): LeNet-5
+and AlexNet written by hand, and ResNet-18 (architectures/resnet18.yaml, a graph) against
+torchvision.models.resnet18. Ratio: cnnforge / baseline images/s, window by window. Target: at least 0.97.
 
-A window trains a few batches of synthetic in-memory data; the cases are LeNet-5 at batch 256 and AlexNet at
-batch 32 (with --quick, a couple of batches each, AlexNet at batch 2).
+A window trains a few batches of synthetic in-memory data; the cases are LeNet-5 at batch 256, AlexNet at batch
+32, and ResNet-18 on 64x64 images at batch 32 (with --quick, a batch or two each, at batch 2 for AlexNet and
+ResNet-18, the latter on 32x32 images). ResNet-18 is reported skipped without torchvision.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,34 +22,53 @@ from .report import Measure, Row
 from .timing import Stat, interleave, ratios
 
 TARGET = 0.97
+RESNET18 = Case(
+    "ResNet-18, 64x64",
+    "resnet18",
+    32,
+    2,
+    windows=9,
+    warmup=1,
+    input=(3, 64, 64),
+    baseline="torchvision",
+    needs="torchvision",
+)
 CASES = (
     Case("LeNet-5", "lenet", 256, 24, windows=21, warmup=2),
     Case("AlexNet", "alexnet", 32, 2, windows=9, warmup=1),
+    RESNET18,
 )
-QUICK = (Case("LeNet-5", "lenet", 256, 2, windows=2, warmup=0), Case("AlexNet", "alexnet", 2, 1, windows=1, warmup=0))
+QUICK = (
+    Case("LeNet-5", "lenet", 256, 2, windows=2, warmup=0),
+    Case("AlexNet", "alexnet", 2, 1, windows=1, warmup=0),
+    replace(RESNET18, title="ResNet-18, 32x32", batch_size=2, batches=1, windows=1, warmup=0, input=(3, 32, 32)),
+)
 
 
 def run(quick: bool = False) -> list[Row]:
-    """Two rows per case: cnnforge against the hand-written loop, and the control."""
+    """Two rows per case: cnnforge against the baseline's loop, and the control."""
     return [row for case in (QUICK if quick else CASES) for row in measure(case, torch.device("cpu"))]
 
 
 def measure(case: Case, device: torch.device) -> list[Row]:
-    """cnnforge against the hand-written loop on one case, their windows interleaved with those of a second,
-    identical hand-written loop: the control, whose ratio to the first shows what noise alone gives."""
+    """cnnforge against the baseline's loop on one case, their windows interleaved with those of a second,
+    identical baseline loop: the control, whose ratio to the first shows what noise alone gives."""
+    title = f"{case.title}, batch {case.batch_size}, {device.type.upper()}, {torch.get_num_threads()} threads"
+    if case.needs and importlib.util.find_spec(case.needs) is None:
+        return [Row("train", title, note=f"skipped: the {case.baseline} baseline needs {case.needs}, not installed")]
     work = workload(case, device)
+    base, again = case.baseline, f"{case.baseline} again"
     with tempfile.TemporaryDirectory() as run_dir:
         contenders = {
             "cnnforge": cnnforge_contender(work, [], Path(run_dir)),
-            "hand-written": hand_contender(work),
-            "hand-written again": hand_contender(work),
+            base: hand_contender(work),
+            again: hand_contender(work),
         }
         seconds = interleave(contenders, case.windows, case.warmup)
-    title = f"{case.title}, batch {case.batch_size}, {device.type.upper()}, {torch.get_num_threads()} threads"
     note = f"{case.windows} windows of {case.batches} batches after {case.warmup} warm-up"
-    hand = Measure("hand-written", "images/s", Stat.of(seconds["hand-written"]).inverse(case.images))
-    ratio = ratios(seconds["hand-written"], seconds["cnnforge"])  # images/s of cnnforge over the hand loop's
-    control = ratios(seconds["hand-written"], seconds["hand-written again"])
+    hand = Measure(base, "images/s", Stat.of(seconds[base]).inverse(case.images))
+    ratio = ratios(seconds[base], seconds["cnnforge"])  # images/s of cnnforge over the baseline loop's
+    control = ratios(seconds[base], seconds[again])
     return [
         Row(
             "train",
@@ -53,18 +76,18 @@ def measure(case: Case, device: torch.device) -> list[Row]:
             Measure("cnnforge", "images/s", Stat.of(seconds["cnnforge"]).inverse(case.images)),
             hand,
             ratio,
-            "cnnforge / hand-written images/s",
+            f"cnnforge / {base} images/s",
             f">= {TARGET}",
             ratio.median >= TARGET,
             note,
         ),
         Row(
             "train",
-            f"{case.title}: control, the same hand-written loop twice",
-            Measure("hand-written again", "images/s", Stat.of(seconds["hand-written again"]).inverse(case.images)),
+            f"{case.title}: control, the same {base} loop twice",
+            Measure(again, "images/s", Stat.of(seconds[again]).inverse(case.images)),
             hand,
             control,
-            "hand-written again / hand-written images/s",
+            f"{again} / {base} images/s",
             note="the noise floor: what the ratio above would show with no difference at all",
         ),
     ]

@@ -1,4 +1,4 @@
-"""The benchmark suite runs end to end, and its hand-written baselines are the shipped specs."""
+"""The benchmark suite runs end to end, and its baselines (hand-written, or torchvision's) are the shipped specs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from benchmarks.__main__ import BENCHMARKS
-from benchmarks.handwritten import HANDWRITTEN, load_by_position
+from benchmarks.handwritten import BASELINES, load_by_position
+from benchmarks.loops import resized
 from cnnforge.builder import build
 from cnnforge.compiler import compile_file
 
@@ -37,15 +38,31 @@ def test_quick_run_writes_every_benchmark(tmp_path: Path) -> None:
     assert "python -m benchmarks --quick" in text and torch.__version__ in text and "torch threads" in text
 
 
-@pytest.mark.parametrize("arch", sorted(HANDWRITTEN))
-def test_handwritten_model_is_the_shipped_spec(root: Path, arch: str) -> None:
-    compiled = compile_file(root / "architectures" / f"{arch}.yaml")
+@pytest.mark.parametrize("arch", sorted(BASELINES))
+def test_baseline_model_is_the_shipped_spec(root: Path, arch: str, tmp_path: Path, one_thread: None) -> None:
+    spec = root / "architectures" / f"{arch}.yaml"
+    if arch.startswith("resnet"):  # torchvision's models, on small images as the benchmark trains them
+        pytest.importorskip("torchvision")
+        spec = resized(spec, (3, 64, 64), tmp_path)
+    compiled = compile_file(spec)
     (classes,) = compiled.output
     torch.manual_seed(0)
-    built, hand = build(compiled).eval(), HANDWRITTEN[arch](classes).eval()
+    built, hand = build(compiled).eval(), BASELINES[arch](classes).eval()
     assert sum(p.numel() for p in hand.parameters()) == compiled.total_params
     assert [p.shape for p in hand.parameters()] == [p.shape for p in built.parameters()]
     load_by_position(hand, built)
     x = torch.randn(2, *compiled.spec.input)
     with torch.no_grad():
         assert torch.equal(hand(x), built(x))
+
+
+def test_resized_spec_differs_in_its_input_alone(root: Path, tmp_path: Path) -> None:
+    spec = root / "architectures" / "resnet18.yaml"
+    copy = resized(spec, (3, 32, 48), tmp_path)
+    assert copy.name == spec.name and copy.parent == tmp_path
+    changed = [
+        (a, b) for a, b in zip(spec.read_text().splitlines(), copy.read_text().splitlines(), strict=True) if a != b
+    ]
+    assert changed == [("input: [3, 224, 224]", "input: [3, 32, 48]")]
+    compiled = compile_file(copy)
+    assert compiled.spec.input == (3, 32, 48) and compiled.output == (1000,)

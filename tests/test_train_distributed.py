@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from train_helpers import ENV, cnnforge, read_metrics, run_dirs
+from train_helpers import ENV, assert_same_run, cnnforge, run_dirs, torchrun
 
 from cnnforge.train.data import TensorSplit, shards
 from cnnforge.train.distributed import LaunchError, processes
@@ -30,36 +30,6 @@ layers:
 """
 # 45 does not divide the 1,438 digits, nor does 2 divide 45: the processes' shares differ by one sample.
 COMMON = ("arch=plain.yaml", "trainer.batch_size=45", "trainer.log_every=7", "trainer.num_workers=0")
-
-
-def torchrun(*args: str, cwd: Path, processes: int = 2) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
-    return subprocess.run(
-        [*command, "-m", "cnnforge", "train", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def weights(folder: Path, name: str = "last.pt") -> dict[str, torch.Tensor]:
-    return torch.load(folder / name, weights_only=True)["model"]
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    """Equal weights (up to the order of floating-point sums across processes) and equal metrics."""
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        torch.testing.assert_close(wa[key], wb[key], rtol=1e-4, atol=1e-5, msg=key)
-    rows_a, rows_b = read_metrics(a / "metrics.csv"), read_metrics(b / "metrics.csv")
-    assert len(rows_a) == len(rows_b)
-    for ra, rb in zip(rows_a, rows_b, strict=True):
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
-            assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-4, abs=1e-5), key
 
 
 @pytest.fixture(scope="module")

@@ -125,6 +125,44 @@ def cnnforge(
     )
 
 
+def torchrun(*args: str, cwd: Path, processes: int = 2) -> subprocess.CompletedProcess:
+    """`cnnforge train ARGS` in `processes` processes started by torchrun (gloo on the CPU), from `cwd`."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    return subprocess.run(
+        [*command, "-m", "cnnforge", "train", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def checkpoint_weights(folder: Path, name: str = "last.pt") -> dict[str, Any]:
+    """The model's state in a run folder's checkpoint."""
+    import torch
+
+    return torch.load(folder / name, weights_only=True)["model"]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Two run folders hold equal weights (up to the order of floating-point sums across processes) and equal
+    metrics."""
+    import pytest
+    import torch
+
+    wa, wb = checkpoint_weights(a), checkpoint_weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-4, atol=1e-5, msg=key)
+    rows_a, rows_b = read_metrics(a / "metrics.csv"), read_metrics(b / "metrics.csv")
+    assert len(rows_a) == len(rows_b)
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-4, abs=1e-5), key
+
+
 def read_metrics(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
