@@ -20,7 +20,7 @@ DATA = Path(__file__).resolve().parent / "data"
 SPECS = {
     "resnet18": ROOT / "architectures" / "resnet18.yaml",
     "resnet50": ROOT / "architectures" / "resnet50.yaml",
-    "dense": DATA / "dense.yaml",
+    "dense": DATA / "dense-block.yaml",
     "inception": DATA / "inception.yaml",
     "nested": DATA / "nested.yaml",
 }

@@ -17,7 +17,7 @@ DATA = Path(__file__).resolve().parent / "data"
 GRAPHS = [
     ARCHITECTURES / "resnet18.yaml",
     ARCHITECTURES / "resnet50.yaml",
-    DATA / "dense.yaml",
+    DATA / "dense-block.yaml",
     DATA / "inception.yaml",
 ]
 
@@ -143,7 +143,7 @@ def test_merges_name_their_branches(capsys: pytest.CaptureFixture) -> None:
     lines = rows(run(capsys, "summary", DATA / "inception.yaml"))
     assert any(line.startswith("13  mixed       concat (b1x1, b3x3, b5x5, pool)  [256, 28, 28]") for line in lines)
     assert any(line.split()[:5] == ["19", "└─", "scale", "multiply", "(x"] for line in lines)
-    dense = rows(run(capsys, "summary", DATA / "dense.yaml", "--depth", "3"))
+    dense = rows(run(capsys, "summary", DATA / "dense-block.yaml", "--depth", "3"))
     concats = [line for line in dense if "concat (input, new)" in line]
     assert [line.split()[-5] for line in concats] == [f"[{64 + 32 * n}," for n in range(1, 7)]
 

@@ -18,7 +18,7 @@ from cnnforge.modules import Graph
 from cnnforge.spec import read_text
 
 ARCHITECTURES = Path(__file__).resolve().parent.parent / "architectures"
-DENSE_BLOCK = Path(__file__).resolve().parent / "data" / "dense_block.yaml"
+DENSE_BLOCK = Path(__file__).resolve().parent / "data" / "dense-block.yaml"
 
 # torchvision model -> (the shipped spec that describes it, with these --set bindings)
 RESNETS = {
