@@ -247,6 +247,13 @@ def test_mistakes_in_graphs_are_positioned(change: tuple[str, str], expected: st
     assert any(e.startswith(expected) for e in found), found
 
 
+def test_a_refused_block_is_said_once_not_again_at_its_uses(tmp_path: Path) -> None:
+    text = (
+        "name: x\ninput: [1, 4, 4]\nblocks:\n  b: {params: {repeat: 1}, layers: [{type: relu}]}\nlayers: [{type: b}]\n"
+    )
+    assert errors(text, tmp_path) == ["4:16: error: block 'b': 'repeat' cannot be a parameter name"]
+
+
 def test_block_names_cannot_be_layer_kinds(tmp_path: Path) -> None:
     text = "name: x\ninput: [1, 4, 4]\nblocks:\n  conv: {layers: [{type: relu}]}\nlayers: [{type: relu}]\n"
     assert errors(text, tmp_path) == ["4:3: error: block 'conv' has the name of a layer type; call it something else"]

@@ -161,6 +161,7 @@ class Expander:
     def __init__(self, source: Source, file: str, params: Mapping[str, Any]) -> None:
         self.source, self.file = source, file
         self.blocks: dict[str, Any] = {}
+        self.broken: set[str] = set()  # blocks refused: their uses say nothing more
         self.diagnostics: list[Diagnostic] = []
         self.said: set[tuple[Path, str]] = set()
         self.nodes = 0
@@ -188,6 +189,8 @@ class Expander:
             return
         for name, definition in blocks.items():
             where = ("blocks", name)
+            if isinstance(name, str) and name not in self.kinds and name not in STRUCTURE:
+                self.broken.add(name)  # until it is found sound: its uses are then no second error
             if not isinstance(name, str) or not name.isidentifier():
                 self._error(where, f"block name {name!r}: a letter or '_', then letters, digits or '_'")
             elif name in self.kinds or name in STRUCTURE:
@@ -207,6 +210,7 @@ class Expander:
                         break
                 else:
                     self.blocks[name] = definition
+                    self.broken.discard(name)
 
     # -- the walk -------------------------------------------------------------------------------------------
 
@@ -320,6 +324,8 @@ class Expander:
             return group
         if kind in MERGES:
             return self._merge(item, where, scope, names, depth, index, name, duplicate)
+        if isinstance(kind, str) and kind in self.broken:
+            raise _Failed
         if isinstance(kind, str) and kind in self.blocks:
             return self._use(item, where, scope, path, depth, index, duplicate, moved)
         return self._leaf(item, where, scope, names, index, duplicate, moved, name)
