@@ -212,7 +212,8 @@ def test_train_help_lists_the_specs_in_architectures(tmp_path: Path) -> None:
         "in ./architectures/: lenet (before the shipped lenet), mynet",
         "or a path: arch=path/to/spec.yaml",
     ]
-    assert "arch: alexnet, alexnet2012, lenet, mynet, resnet18, resnet50" in lines  # Hydra's own listing of the arch group
+    # Hydra's own listing of the arch group
+    assert "arch: alexnet, alexnet2012, lenet, mynet, resnet18, resnet50" in lines
     assert "== Config ==" in lines and "Use --hydra-help to view Hydra specific help" in lines  # its help, kept
     assert not (tmp_path / "outputs").exists()
     bare = cnnforge("train", "--help", cwd=tmp_path / "architectures")  # a folder without ./architectures/
