@@ -63,7 +63,7 @@ def analyse(compiled: Compiled, batch: int = 1) -> Analysis:
             field = node.layer.merge_field([fields[i] for i in node.inputs], y, (rows, columns))
             storage: object = node.index
             held[node.index] = prod(y)
-            differ = node.layer.op == "concat" and any(fields[i] != field for i in node.inputs)
+            differ = node.layer.kind == "concat" and any(fields[i] != field for i in node.inputs)
             mixed[node.index] = differ or any(mixed[i] for i in node.inputs)
         else:
             assert node.input is not None

@@ -349,7 +349,7 @@ def _graph(compiled: Compiled) -> _Graph | None:
         if isinstance(layer.layer, Merge):
             if all(s is not None and len(s) == 3 for s in layer.shapes):
                 position[layer.index] = len(nodes)
-                nodes.append(_Node(layer.index, inputs, op=layer.layer.op))
+                nodes.append(_Node(layer.index, inputs, op=layer.layer.kind))
                 continue
         elif layer.input is not None and len(layer.input) == 3:
             axes = layer.layer.axes(layer.input)

@@ -4,7 +4,6 @@ Each takes the shapes of its branches, in the order of the file, and says what i
 from __future__ import annotations
 
 from math import prod
-from typing import ClassVar
 
 from .base import Checks, Layer, Shape, plural, show
 from .memory import Kept
@@ -13,8 +12,6 @@ from .receptive import Field, Reach
 
 class Merge(Layer):
     """Branches from one input, brought together; not a `type` of its own list: written as `branches:`."""
-
-    op: ClassVar[str]
 
     def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
         raise NotImplementedError
@@ -136,7 +133,7 @@ class Add(Merge):
     """The branches' outputs summed: equal shapes, or shapes torch broadcasts to one."""
 
     type: str = "add"
-    op = "add"
+    kind = "add"
 
     def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
         out = _broadcast(shapes)
@@ -153,7 +150,7 @@ class Multiply(Merge):
     """The branches' outputs multiplied element-wise, as a gate scales its input: shapes torch broadcasts."""
 
     type: str = "multiply"
-    op = "multiply"
+    kind = "multiply"
 
     def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
         out = _broadcast(shapes)
@@ -185,7 +182,7 @@ class Concat(Merge):
     """The branches' outputs joined along the channels (or features): every other axis equal."""
 
     type: str = "concat"
-    op = "concat"
+    kind = "concat"
 
     def merge(self, shapes: list[tuple[str, Shape]], checks: Checks) -> Shape | None:
         (first, wanted), *rest = shapes
@@ -211,5 +208,3 @@ class Concat(Merge):
 
 
 MERGES: dict[str, type[Merge]] = {"add": Add, "concat": Concat, "multiply": Multiply}
-for _kind, _cls in MERGES.items():
-    _cls.kind = _kind

@@ -9,9 +9,10 @@ import typing
 from collections.abc import Iterator, MutableMapping
 
 from .base import Layer
+from .merge import MERGES
 
-# The `type` words of the graph's own entries (spec/graph.py's STRUCTURE): a kind cannot take one.
-STRUCTURE = frozenset({"add", "concat", "multiply", "sequence"})
+# The `type` words of the graph's own entries (merges and `sequence`, which spec/graph.py reads): no kind takes one.
+STRUCTURE = frozenset({*MERGES, "sequence"})
 
 
 class RegistryError(ValueError):

@@ -21,13 +21,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..diagnostics import Diagnostic
 from ..layers.fields import LayerName, _found
-from ..layers.registry import suggest
+from ..layers.merge import MERGES as MERGE_KINDS
+from ..layers.registry import STRUCTURE, suggest
 from .expr import ExprError, evaluate, is_expression
 from .params import STRUCTURAL
 from .source import Path, Source
 
-MERGES = ("add", "concat", "multiply")
-STRUCTURE = frozenset({*MERGES, "sequence"})
+MERGES = tuple(MERGE_KINDS)  # add, concat, multiply: layers/merge.py says how each brings branches together
 ENTRY = frozenset({"type", "name", "repeat", "first", "when"})  # keys of every entry, whatever its kind
 INDEX = "index"  # the repetition's number, 0 .. N-1, in the expressions of a repeated entry
 MAX_NODES = 100_000  # layers, merges and groups once unrolled; the largest torchvision network has ~1,000
@@ -142,8 +142,8 @@ class _Scope:
     what: str  # "declared: a, b" or "block 'b' declares: ...; the spec declares: ..."
     uses: tuple[Use, ...] = ()
 
-    def child(self, values: Mapping[str, Any], what: str | None = None, use: Use | None = None) -> _Scope:
-        return _Scope({**self.values, **values}, what or self.what, self.uses + ((use,) if use else ()))
+    def child(self, values: Mapping[str, Any]) -> _Scope:
+        return _Scope({**self.values, **values}, self.what, self.uses)
 
 
 @dataclass
