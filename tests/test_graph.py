@@ -29,9 +29,9 @@ def errors(text: str, tmp_path: Path, **bindings: object) -> list[str]:
 
 @st.composite
 def arithmetic(draw: st.DrawFn, depth: int = 0) -> str:
-    """An integer expression over a, b and small numbers, written as Python writes it too."""
+    """An expression over a, b and small numbers (decimals too), written as Python writes it too."""
     if depth > 3 or draw(st.booleans()):
-        return draw(st.sampled_from(["a", "b", "7", "0", "12", "1"]))
+        return draw(st.sampled_from(["a", "b", "7", "0", "12", "1", "0.25", "2.5"]))
     kind = draw(st.sampled_from(["op", "op", "op", "neg", "call", "paren", "if"]))
     left = draw(arithmetic(depth + 1))
     if kind == "neg":
@@ -44,13 +44,14 @@ def arithmetic(draw: st.DrawFn, depth: int = 0) -> str:
         return f"({left} if {draw(arithmetic(depth + 1))} {compare} {draw(arithmetic(depth + 1))} else {right})"
     if kind == "call":
         return f"{draw(st.sampled_from(['min', 'max']))}({left}, {right})"
-    return f"{left} {draw(st.sampled_from(['+', '-', '*', '//', '%']))} {right}"
+    return f"{left} {draw(st.sampled_from(['+', '-', '*', '/', '//', '%']))} {right}"
 
 
 @settings(max_examples=400, derandomize=True, database=None)
 @given(arithmetic())
-def test_arithmetic_is_pythons_integer_arithmetic(text: str) -> None:
-    """Python is the oracle: the same text, its precedence, floor division and modulo of negative numbers."""
+def test_arithmetic_is_pythons_arithmetic(text: str) -> None:
+    """Python is the oracle: the same text, its precedence, floor division and modulo of negative numbers, and
+    its types (an integer stays one; `/` and a decimal give a decimal)."""
     scope = {"a": 5, "b": -3}
     try:
         expected = eval(text, {"__builtins__": {}, "min": min, "max": max}, scope)  # the test's oracle only
@@ -58,7 +59,8 @@ def test_arithmetic_is_pythons_integer_arithmetic(text: str) -> None:
         with pytest.raises(ExprError, match="division by zero"):
             evaluate("${" + text + "}", scope)
         return
-    assert evaluate("${" + text + "}", scope) == expected
+    found = evaluate("${" + text + "}", scope)
+    assert found == expected and type(found) is type(expected)
 
 
 @pytest.mark.parametrize(
@@ -71,6 +73,9 @@ def test_arithmetic_is_pythons_integer_arithmetic(text: str) -> None:
         ("${in // (stride - 1) if stride > 1 else in}", 64),  # the branch not taken is not evaluated
         ("${name}", "same"),  # a name alone keeps its value, whatever it is
         ("${p}", 0.5),
+        ("${0.1 * in / 128}", 0.05),  # a stochastic depth's rate growing with the block's index
+        ("${in / 64}", 1.0),
+        ("${2.5e-1 + p}", 0.75),
     ],
 )
 def test_conditions_and_plain_names(text: str, value: object) -> None:
@@ -85,9 +90,11 @@ def test_conditions_and_plain_names(text: str, value: object) -> None:
         ("${a ** 2}", "expected a number, a name or '('"),
         ("${__import__('os')}", "unexpected character"),
         ("${pow(a, 2)}", "unknown function 'pow' (known: min, max)"),
-        ("${min(a)}", "min() takes two or more integers"),
+        ("${min(a)}", "min() takes two or more numbers"),
         ("${a // (b - b)}", "division by zero"),
-        ("${p * 2}", "arithmetic takes integers, found 0.5"),
+        ("${a / 0.0}", "division by zero"),
+        ("${w * 2}", "arithmetic takes numbers, found 'same'"),
+        ("${1e300 * 1e300}", "is too large"),
         ("${zz}", "unknown parameter 'zz'"),
         ("${" + "(" * 40 + "1" + ")" * 40 + "}", "nested deeper than"),
         ("${" + "-" * 5000 + "1}", "nested deeper than"),
@@ -97,7 +104,7 @@ def test_conditions_and_plain_names(text: str, value: object) -> None:
 )
 def test_bad_expressions_say_why(text: str, message: str) -> None:
     with pytest.raises(ExprError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
-        evaluate(text, {"a": 5, "b": 3, "p": 0.5})
+        evaluate(text, {"a": 5, "b": 3, "p": 0.5, "w": "same"})
 
 
 # -- the format ------------------------------------------------------------------------------------------------

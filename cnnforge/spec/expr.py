@@ -1,4 +1,4 @@
-"""Expressions inside `${...}`: small integer arithmetic over parameters, parsed here (never `eval`).
+"""Expressions inside `${...}`: small arithmetic over parameters, parsed here (never `eval`).
 
     expr    := or ('if' or 'else' expr)?
     or      := and ('or' and)*
@@ -6,13 +6,14 @@
     not     := 'not' not | compare
     compare := sum (('==' | '!=' | '<' | '<=' | '>' | '>=') sum)?
     sum     := product (('+' | '-') product)*
-    product := unary (('*' | '//' | '%') unary)*
+    product := unary (('*' | '/' | '//' | '%') unary)*
     unary   := '-' unary | atom
-    atom    := INTEGER | 'true' | 'false' | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
+    atom    := INTEGER | DECIMAL | 'true' | 'false' | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
 
 As in Python, `a if condition else b` evaluates only the branch it takes. `${name}` alone stands for the
 parameter's value of any kind (a number, true/false, a word); every other
-expression works on integers (and true/false, from comparisons) and gives one.
+expression works on numbers (and true/false, from comparisons) and gives one. Integers stay integers, as in
+Python: `/` (and a decimal such as 0.1) gives a decimal, which a field taking an integer refuses; `//` floors.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from typing import Any
 
 MAX_MAGNITUDE = 2**62  # results past this are refused: no network needs them, and they grow without bound
 MAX_NESTING = 32  # parentheses and calls inside each other
-FUNCTIONS: dict[str, Callable[..., int]] = {"min": min, "max": max}
+FUNCTIONS: dict[str, Callable[..., Number]] = {"min": min, "max": max}
+Number = int | float
 EXPRESSION = re.compile(r"^\$\{(.*)\}$", re.DOTALL)
 _WORDS = frozenset({"and", "or", "not", "true", "false", "if", "else"})
-_TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|==|!=|<=|>=|[-+*%()<>,]))")
+_NUMBER = re.compile(r"^(?:\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)$")
+_TOKEN = re.compile(
+    r"\s*(?:(\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|==|!=|<=|>=|[-+*/%()<>,]))"
+)
 
 
 class ExprError(Exception):
@@ -58,6 +63,8 @@ def evaluate(value: str, scope: Mapping[str, Any], describe: Callable[[str], str
     128
     >>> evaluate("${max(1, c // 4)}", {"c": 2})
     1
+    >>> evaluate("${0.1 * i / 17}", {"i": 17})
+    0.1
     """
     match = EXPRESSION.match(value)
     assert match is not None
@@ -91,7 +98,7 @@ class _Parser:
 
     def parse(self) -> Any:
         if not self.tokens:
-            raise ExprError("empty expression: write a parameter's name or an integer expression", 0)
+            raise ExprError("empty expression: write a parameter's name or an arithmetic expression", 0)
         token = self.tokens[0][0]
         if len(self.tokens) == 1 and self._name(token) and token not in _WORDS:  # `${name}`: the value as it is
             return self._lookup(*self.tokens[0])
@@ -146,7 +153,7 @@ class _Parser:
     def _comparison(self, operator: str, left: Any, right: Any, offset: int) -> bool:
         if operator in ("==", "!="):
             return (left == right) == (operator == "==")
-        a, b = self._int(left, offset), self._int(right, offset)
+        a, b = self._number(left, offset), self._number(right, offset)
         return {"<=": a <= b, ">=": a >= b, "<": a < b, ">": a > b}[operator]
 
     def _sum(self) -> Thunk:
@@ -159,16 +166,16 @@ class _Parser:
 
     def _product(self) -> Thunk:
         left = self._unary()
-        while self._peek() in ("*", "//", "%"):
+        while self._peek() in ("*", "/", "//", "%"):
             operator, offset = self.tokens[self.at]
             self.at += 1
             left = self._arithmetic(operator, offset, left, self._unary())
         return left
 
     def _arithmetic(self, operator: str, offset: int, left: Thunk, right: Thunk) -> Thunk:
-        def value() -> int:
-            a, b = self._int(left(), offset), self._int(right(), offset)
-            if operator in ("//", "%") and b == 0:
+        def value() -> Number:
+            a, b = self._number(left(), offset), self._number(right(), offset)
+            if operator in ("/", "//", "%") and b == 0:
                 raise ExprError(f"division by zero ({a} {operator} 0)", offset)
             return self._bound(_OPERATORS[operator](a, b), offset)
 
@@ -180,7 +187,7 @@ class _Parser:
             self.at += 1
             with self._nested(offset):
                 operand = self._unary()
-            return lambda: -self._int(operand(), offset)
+            return lambda: -self._number(operand(), offset)
         return self._atom()
 
     def _atom(self) -> Thunk:
@@ -188,8 +195,8 @@ class _Parser:
             raise ExprError("the expression ends too early: a number, a name or '(' is missing", len(self.text))
         token, offset = self.tokens[self.at]
         self.at += 1
-        if token.isdigit():
-            number = self._bound(int(token), offset)
+        if _NUMBER.match(token):
+            number = self._bound(int(token) if token.isdigit() else float(token), offset)
             return lambda: number
         if token in ("true", "false"):
             return lambda: token == "true"
@@ -215,8 +222,8 @@ class _Parser:
                 arguments.append(self._conditional())
         self._expect(")", f"to close {function}(")
         if len(arguments) < 2:
-            raise ExprError(f"{function}() takes two or more integers, found {len(arguments)}", offset)
-        return lambda: FUNCTIONS[function]([self._int(argument(), offset) for argument in arguments])
+            raise ExprError(f"{function}() takes two or more numbers, found {len(arguments)}", offset)
+        return lambda: FUNCTIONS[function]([self._number(argument(), offset) for argument in arguments])
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -226,21 +233,21 @@ class _Parser:
             raise ExprError(f"unknown parameter '{name}' ({known})")  # the name says where
         return self.scope[name]
 
-    def _int(self, value: Any, offset: int) -> int:
-        if type(value) is not int:
+    def _number(self, value: Any, offset: int) -> Number:
+        if type(value) not in (int, float):
             found = "true/false" if isinstance(value, bool) else f"{value!r}"
-            raise ExprError(f"arithmetic takes integers, found {found}", offset)
+            raise ExprError(f"arithmetic takes numbers, found {found}", offset)
         return value
 
     def _truth(self, value: Any) -> bool:
         if isinstance(value, bool):
             return value
-        if type(value) is int:
+        if type(value) in (int, float):
             return value != 0
-        raise ExprError(f"a condition takes true/false or an integer, found {value!r}", 0)
+        raise ExprError(f"a condition takes true/false or a number, found {value!r}", 0)
 
-    def _bound(self, value: int, offset: int) -> int:
-        if abs(value) > MAX_MAGNITUDE:
+    def _bound(self, value: Number, offset: int) -> Number:
+        if not abs(value) <= MAX_MAGNITUDE:  # a decimal past it, too (never nan or inf)
             raise ExprError(f"result {str(value)[:20]}{'...' if len(str(value)) > 20 else ''} is too large", offset)
         return value
 
@@ -265,10 +272,11 @@ class _Parser:
         return _Depth(self, offset)
 
 
-_OPERATORS: dict[str, Callable[[int, int], int]] = {
+_OPERATORS: dict[str, Callable[[Number, Number], Number]] = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
     "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
     "//": lambda a, b: a // b,
     "%": lambda a, b: a % b,
 }
