@@ -79,6 +79,8 @@ class Compiled:
     layers: list[CompiledLayer] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     groups: list[CompiledGroup] = field(default_factory=list)
+    standalone: tuple[str, dict] | None = None
+    """(text, bindings) that give this spec again without its file (read_text): what checkpoints store."""
 
     @property
     def ok(self) -> bool:
@@ -363,7 +365,10 @@ def check_file(path: str | Path, bindings: Mapping[str, Value] | None = None) ->
     loaded: Loaded = read(path, bindings)
     if loaded.spec is None:
         return Compiled(loaded.file, None, diagnostics=loaded.diagnostics)
-    return compile_spec(loaded.spec, loaded.file, loaded.source)
+    compiled = compile_spec(loaded.spec, loaded.file, loaded.source)
+    compiled.file = str(path)  # a spec that extends another: its problems are in the other's file, it is this one
+    compiled.standalone = (loaded.text or "", loaded.bindings)
+    return compiled
 
 
 def compile_file(path: str | Path, bindings: Mapping[str, Value] | None = None) -> Compiled:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from ..layers import LAYERS
 from ..layers.fields import Ints
 
+EXTENDING = ("extends", "name", "description", "params")  # all a spec that extends another says (spec.read)
+
 
 class SpecBase(BaseModel):
     """One network: a name, the shape of one input sample, and its layers in order."""

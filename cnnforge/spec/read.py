@@ -17,11 +17,12 @@ from ..layers.fields import _found
 from ..layers.foreign import key_hint, type_hint
 from ..layers.registry import closest
 from .graph import STRUCTURE, Expander, Leaf, leaves, note
-from .model import SpecBase, layer_adapter
+from .model import EXTENDING, SpecBase, layer_adapter
 from .params import ParamError, Value, declared, substitute
 from .source import MAX_BYTES, Source, SourceError, parse
 
 MAX_REPORTED = 50  # schema errors listed per file; the rest are counted
+MAX_EXTENDS = 8  # specs extending specs extending ...
 
 
 @dataclass
@@ -32,18 +33,47 @@ class Loaded:
     spec: SpecBase | None = None
     source: Source | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    text: str | None = None
+    """The spec's text standing alone: with `bindings`, read_text(text) gives this spec again (for a spec that
+    extends another, the other's text, with the parameters it sets among the bindings)."""
+    bindings: dict[str, Value] = field(default_factory=dict)
+    extended_by: str | None = None
+    """The file that extends `file`, when the spec was read through one; its name and description are the spec's."""
 
 
-def read(path: str | Path, bindings: Mapping[str, Value] | None = None) -> Loaded:
+def read(path: str | Path, bindings: Mapping[str, Value] | None = None, _chain: tuple[str, ...] = ()) -> Loaded:
     """Read and validate the spec file at `path`, with `bindings` for its declared parameters."""
+    raw = _raw(path)
+    if isinstance(raw, Diagnostic):
+        return Loaded(str(path), diagnostics=[raw])
+    return read_text(raw, str(path), bindings, _chain)
+
+
+def _raw(path: str | Path) -> bytes | Diagnostic:
+    """The file's bytes (up to a byte past the most a spec may hold), or why they cannot be read."""
     try:
         if kind := _not_a_file(os.stat(path).st_mode):  # opening a FIFO would wait for a writer, forever
-            return Loaded(str(path), diagnostics=[Diagnostic(str(path), f"cannot read file: it is {kind}")])
+            return Diagnostic(str(path), f"cannot read file: it is {kind}")
         with open(path, "rb") as file:
-            raw = file.read(MAX_BYTES + 1)  # enough to refuse a huge file without reading all of it
+            return file.read(MAX_BYTES + 1)  # enough to refuse a huge file without reading all of it
     except OSError as error:
-        return Loaded(str(path), diagnostics=[Diagnostic(str(path), f"cannot read file: {error.strerror or error}")])
-    return read_text(raw, str(path), bindings)
+        return Diagnostic(str(path), f"cannot read file: {error.strerror or error}")
+
+
+def _declares(raw: bytes, file: str, depth: int = 0) -> dict[str, Any] | None:
+    """The parameters the spec in `raw` declares, through the specs it extends; None when that cannot be read
+    (reading the spec itself says why)."""
+    try:
+        data = parse(raw).data
+    except SourceError:
+        return None
+    base = data.get("extends") if isinstance(data, dict) else None
+    if not isinstance(base, str):
+        return declared(data)
+    inner = _raw(os.path.normpath(Path(file).parent / base))
+    if isinstance(inner, Diagnostic) or depth >= MAX_EXTENDS:
+        return None
+    return _declares(inner, os.path.normpath(Path(file).parent / base), depth + 1)
 
 
 def _not_a_file(mode: int) -> str | None:
@@ -60,14 +90,73 @@ def _not_a_file(mode: int) -> str | None:
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
-def read_text(raw: bytes | str, file: str = "<spec>", bindings: Mapping[str, Value] | None = None) -> Loaded:
-    """Validate a spec given as YAML text; `file` names it in diagnostics."""
+def read_text(
+    raw: bytes | str, file: str = "<spec>", bindings: Mapping[str, Value] | None = None, _chain: tuple[str, ...] = ()
+) -> Loaded:
+    """Validate a spec given as YAML text; `file` names it in diagnostics (and is where `extends` is read from)."""
     try:
         source = parse(raw)
     except SourceError as error:
         line, column = error.position or (None, None)
         return Loaded(file, diagnostics=[Diagnostic(file, error.message, line=line, column=column)])
-    return validate(source, file, bindings)
+    if isinstance(source.data, dict) and "extends" in source.data:
+        return _extend(source, file, bindings or {}, _chain)
+    loaded = validate(source, file, bindings)
+    loaded.text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    loaded.bindings = dict(bindings or {})
+    return loaded
+
+
+def _extend(source: Source, file: str, bindings: Mapping[str, Value], chain: tuple[str, ...]) -> Loaded:
+    """A spec that extends another (`extends: resnet50.yaml`, read from this file's folder): the other's layers
+    with the parameters this one sets, under this one's name and description.
+
+        extends: resnet50.yaml
+        name: resnext50_32x4d
+        params: {groups: 32, width_per_group: 4}
+    """
+    data = source.data
+
+    def refuse(path: tuple, message: str) -> Loaded:
+        line, column = source.where(path) or (None, None)
+        return Loaded(file, source=source, diagnostics=[Diagnostic(file, message, line=line, column=column)])
+
+    base = data["extends"]
+    if not isinstance(base, str) or not base.endswith((".yaml", ".yml")):
+        return refuse(("extends",), f"'extends' names a spec file (resnet50.yaml), found {_found(base)}")
+    for key in data:
+        if key not in EXTENDING:
+            return refuse(
+                (key,),
+                f"'{key}': a spec that extends another says only {', '.join(EXTENDING)}; its {key} are {base}'s",
+            )
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        return refuse(("params",), f"'params' maps the parameters of {base} to values, found {_found(params)}")
+    for key in ("name", "description"):
+        if key in data and not (isinstance(data[key], str) and data[key].strip()):
+            return refuse((key,), f"'{key}' is text, found {_found(data[key])}")
+    base_file = os.path.normpath(Path(file).parent / base)
+    if base_file in (*chain, file) or len(chain) >= MAX_EXTENDS:
+        trail = " -> ".join(Path(f).name for f in (*chain, file, base_file))
+        why = "extends itself" if base_file in (*chain, file) else f"extends more than {MAX_EXTENDS} specs deep"
+        return refuse(("extends",), f"{why}: {trail}")
+    raw = _raw(base_file)
+    if isinstance(raw, Diagnostic):
+        return refuse(("extends",), f"extends {base}: {raw.message} ({base_file})")
+    declares = _declares(raw, base_file)
+    for name, value in params.items():
+        if declares is not None and name not in declares:
+            known = ", ".join(declares) or "none"
+            return refuse(("params", name), f"{base} declares no parameter '{name}' (declared: {known})")
+        if not isinstance(value, Value) or value is None:
+            return refuse(("params", name), f"parameter '{name}' is set to a number, true/false or a word")
+    loaded = read_text(raw, base_file, {**params, **bindings}, (*chain, file))
+    if loaded.spec is not None:
+        own = {key: data[key] for key in ("name", "description") if key in data}
+        loaded.spec = loaded.spec.model_copy(update=own)
+    loaded.extended_by = file  # the outermost, when specs extend specs
+    return loaded
 
 
 def validate(source: Source, file: str = "<spec>", bindings: Mapping[str, Value] | None = None) -> Loaded:

@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 from ..layers import LAYERS
 from ..layers.fields import LayerName
 from .graph import ENTRY, MAX_NODES, MERGES
-from .model import SpecBase
+from .model import EXTENDING, SpecBase
 from .params import REFERENCE, STRUCTURAL
 
 KINDS = "#/$defs/kinds/$defs/"  # pydantic's schemas of the layer kinds, in a namespace of their own
@@ -37,7 +37,7 @@ EXPRESSION = {
     "type": "string",
     "pattern": r"^\$\{\s*\S[\s\S]*\}$",
     "description": "An expression over the parameters in scope, e.g. '${classes}' or '${in * 2}': integers, "
-    "+ - * // %, parentheses, min(), max(), comparisons, and/or/not; '${index}' is a repetition's number. "
+    "+ - * / // %, decimals, parentheses, min(), max(), comparisons, and/or/not; '${index}' is a repetition's number. "
     "Quote it in YAML flow style.",
 }
 
@@ -80,13 +80,26 @@ def json_schema() -> dict[str, Any]:
         **_entries(names, "WithoutBlocks", blocks=False),  # no block to use: an unknown `type` is a mistake
         "kinds": {"description": "The layer kinds' own schemas, generated from their models.", "$defs": kinds},
     }
+    required = top.pop("required")
+    properties["extends"] = {
+        "description": "Another spec file (read from this file's folder) whose input, blocks and layers this "
+        "spec takes, with the values `params` gives its parameters: `extends: resnet50.yaml`. Such a spec says "
+        "only extends, name, description and params.",
+        "type": "string",
+        "pattern": r"\.ya?ml$",
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **top,
         "title": "cnnforge spec",
-        "if": has_blocks,
-        "then": {"properties": {"layers": {"$ref": "#/$defs/Layers"}}},
-        "else": {"properties": {"layers": {"$ref": "#/$defs/LayersWithoutBlocks"}}},
+        "if": {"required": ["extends"]},
+        "then": {"propertyNames": {"enum": list(EXTENDING)}},
+        "else": {
+            "required": required,
+            "if": has_blocks,
+            "then": {"properties": {"layers": {"$ref": "#/$defs/Layers"}}},
+            "else": {"properties": {"layers": {"$ref": "#/$defs/LayersWithoutBlocks"}}},
+        },
         "$defs": graph,
     }
 

@@ -136,13 +136,13 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
         prepare.fit(data.train)
     except DataError as error:
         raise RunError(f"{data_config_file}: {error}") from None
-    spec_file = Path(compiled.file)
+    text, bindings = compiled.standalone or (Path(compiled.file).read_text(), plan.bindings)
     meta = {
         "spec": {
             "name": compiled.spec.name,
-            "file": str(spec_file),
-            "text": spec_file.read_text(),
-            "bindings": plan.bindings,
+            "file": compiled.file,
+            "text": text,  # with the bindings, the spec without its file (for one that extends another, the other's)
+            "bindings": bindings,
         },
         "config": OmegaConf.to_container(config, resolve=True),
         "data": {"name": data.name, "classes": data.classes},

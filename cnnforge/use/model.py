@@ -26,6 +26,8 @@ def compiled_spec(state: dict[str, Any]) -> Compiled:
     """The spec stored in a loaded checkpoint, compiled: its layers' names, kinds and shapes."""
     spec = state["spec"]
     loaded = read_text(spec["text"], spec["file"], spec["bindings"])
+    if loaded.spec is not None and loaded.spec.name != spec["name"]:  # a spec that extends another, stored as it
+        loaded.spec = loaded.spec.model_copy(update={"name": spec["name"]})
     compiled = None if loaded.spec is None else compile_spec(loaded.spec, loaded.file, loaded.source)
     if compiled is None or not compiled.ok:
         errors = [d for d in (loaded if compiled is None else compiled).diagnostics if d.severity == "error"]
