@@ -151,6 +151,42 @@ def draw(args: argparse.Namespace) -> int:
     return 0
 
 
+def weights(args: argparse.Namespace) -> int:
+    if (compiled := _compiled(args)) is None:
+        return 1
+    try:
+        import torch
+
+        from .files import WriteError, write_new
+        from .weights import WeightsError, convert
+    except ImportError as error:
+        print(f"cnnforge weights: needs torch (pip install 'cnnforge[train]'): {error}", file=sys.stderr)
+        return 2
+    try:
+        mapped = convert(compiled, args.source, args.skip)
+    except WeightsError as error:
+        where = "" if str(error).startswith(args.source) else f"{args.source} does not fit {compiled.file}: "
+        print(f"cnnforge weights: error: {where}{error}", file=sys.stderr)
+        return 1
+    output = Path(args.output or f"{compiled.spec.name}.pt")
+    try:
+        (written,) = write_new(
+            output.parent, output.stem, {output.suffix or ".pt": lambda file: torch.save(mapped.state, file)}
+        )
+    except WriteError as error:
+        print(f"cnnforge weights: error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"{written}: {len(mapped.state)} tensors of {args.source} in the layout of {compiled.file} "
+        f"({compiled.spec.name}, {compiled.total_params:,} parameters)"
+    )
+    if mapped.skipped:
+        print(f"skipped {len(mapped.skipped)} tensors of {args.source} matching {', '.join(args.skip)}:")
+        for key in mapped.skipped:
+            print(f"  {key}")
+    return 0
+
+
 def report(args: argparse.Namespace) -> int:
     try:
         from .report import sweep
@@ -317,6 +353,36 @@ def parser() -> argparse.ArgumentParser:
     )
     _add_set(sub)
     sub.set_defaults(run=draw)
+
+    sub = commands.add_parser(
+        "weights",
+        help="convert a weights file (torchvision's .pth) to a spec's layout (needs torch)",
+        description="Read a state_dict saved with torch.save (torchvision's pretrained files, as torch caches them "
+        "in ~/.cache/torch/hub/checkpoints/) and write it in the layout of the spec's model: the same tensors, in "
+        "order, under the spec's names. Each tensor is checked against the spec's, by position: the first that "
+        "differs is an error naming both. Only tensors and plain values are read from the file. Train from the "
+        "result (or the original file) with cnnforge train model.weights=PATH.",
+    )
+    sub.add_argument("file", metavar="SPEC", help="a spec file")
+    sub.add_argument("source", metavar="WEIGHTS", help="a .pth/.pt file holding a state_dict")
+    sub.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="the file to write (default: the spec's name as .pt, here); never replaced: when it exists, the weights "
+        "go to NAME-2.pt and so on",
+    )
+    sub.add_argument(
+        "--skip",
+        metavar="PATTERN",
+        action="append",
+        default=[],
+        help="leave out the file's tensors whose names match this shell pattern, case-insensitive (repeatable): "
+        "--skip 'aux*' for the auxiliary classifiers of torchvision's GoogLeNet and Inception v3 files; each "
+        "one left out is listed",
+    )
+    _add_set(sub)
+    sub.set_defaults(run=weights)
 
     sub = commands.add_parser(
         "report",

@@ -103,10 +103,11 @@ def map_state(
             mapped.state[key] = mine
             mapped.fresh.append(key)
         else:
+            kind = "" if other.dtype.is_floating_point == mine.dtype.is_floating_point else " (of another type)"
+            counts = f"; the file holds {len(theirs)} tensors, the spec {len(ours)}" if len(theirs) != len(ours) else ""
             raise WeightsError(
                 f"tensor {index + 1} differs: the file's {_show(theirs[index], other)}, the spec's "
-                f"{_show(key, mine)} (layer {_layer(key)})"
-                + ("" if other.dtype.is_floating_point == mine.dtype.is_floating_point else " (of another type)")
+                f"{_show(key, mine)} (layer {_layer(key)}){kind}{counts}"
             )
     if len(theirs) > len(ours):
         extra = theirs[len(ours)]
@@ -128,11 +129,14 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: no such weights file" if not path.exists() else f"{path}: not a regular file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise WeightsError(
-            f"{path}: refused: the file holds Python objects (a pickled model?), which cnnforge never runs; save "
-            "the model's state_dict() instead"
-        ) from None
+    except pickle.UnpicklingError as error:
+        if "GLOBAL" in str(error):  # what torch's weights-only unpickler says of a class it will not import
+            raise WeightsError(
+                f"{path}: refused: the file holds Python objects (a pickled model?), which cnnforge never runs; "
+                "save the model's state_dict() instead"
+            ) from None
+        first = str(error).strip().partition("\n")[0]
+        raise WeightsError(f"{path}: not a weights file (UnpicklingError: {first})") from None
     except Exception as error:  # torch raises many kinds for a file that is not one it wrote
         first = str(error).strip().partition("\n")[0]
         raise WeightsError(f"{path}: not a weights file ({type(error).__name__}: {first})") from None
@@ -147,3 +151,16 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
     ):
         raise WeightsError(f"{path}: not a state_dict (a mapping of names to tensors)")
     return state
+
+
+def spec_state(compiled: Any) -> OrderedDict[str, torch.Tensor]:
+    """The spec model's state_dict as shapes and types alone (built on the meta device: nothing allocated)."""
+    from .builder import build
+
+    with torch.device("meta"):
+        return build(compiled).state_dict()
+
+
+def convert(compiled: Any, path: str | Path, skip: Iterable[str] = ()) -> Mapped:
+    """The weights file at `path` in the spec's layout: its state_dict's tensors under the spec's names."""
+    return map_state(spec_state(compiled), read_state(path), skip)

@@ -133,7 +133,8 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
 
     torch.manual_seed(config.trainer.seed)
     try:
-        prepare.fit(data.train)
+        if line := normalise(prepare, config, data):
+            log.info(line)
     except DataError as error:
         raise RunError(f"{data_config_file}: {error}") from None
     text, bindings = compiled.standalone or (Path(compiled.file).read_text(), plan.bindings)
@@ -149,6 +150,9 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
         "prepare": prepare.state(),
     }
     model = build(compiled)
+    if config.model.weights and resumed is None:
+        for line in start_from(model, plan, config):
+            log.info(line)
     if resumed is not None:
         for line in resume.check_weights(resumed, meta, model, config):
             log.info(line)
@@ -198,6 +202,57 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
         raise SystemExit(128 + stop.signum) from None  # as the shell reports a process stopped by it
     log.info("finished: %s; best validation accuracy %.4f; outputs in %s", epochs(config.trainer.epochs), best, run_dir)
     return best
+
+
+def normalise(prepare: Any, config: DictConfig, data: Any) -> str | None:
+    """Set how `prepare` normalises samples, as data.normalize says; the line to tell the user, if any."""
+    from .settings import IMAGENET_MEAN, IMAGENET_STD
+
+    how = config.data.get("normalize", "auto")
+    channels = prepare.target[0]
+    if how == "auto":
+        how = "imagenet" if config.model.weights and channels == 3 else "data"
+        if how == "imagenet":
+            return _normalised(prepare, IMAGENET_MEAN, IMAGENET_STD, "ImageNet's, as pretrained weights expect")
+    if how == "imagenet":
+        if channels != 3:
+            raise RunError(
+                f"data.normalize=imagenet: ImageNet's mean and std are for 3 channels; the spec takes {channels}"
+            )
+        return _normalised(prepare, IMAGENET_MEAN, IMAGENET_STD, "ImageNet's (data.normalize=imagenet)")
+    if how == "none":
+        return _normalised(prepare, [0.0] * channels, [1.0] * channels, "none (data.normalize=none)")
+    prepare.fit(data.train)
+    return None
+
+
+def _normalised(prepare: Any, mean: list[float], std: list[float], why: str) -> str:
+    prepare.normalise_with(mean, std)
+    return f"normalisation: {why}: mean {mean}, std {std}"
+
+
+def start_from(model: Any, plan: Plan, config: DictConfig) -> list[str]:
+    """Load model.weights into `model` (a file in another layout, torchvision's, mapped by position); the last
+    layer starts afresh when the data's classes differ from the file's. Returns the lines that say what was done."""
+    from ..weights import WeightsError, map_state, read_state
+
+    path = config.model.weights
+    last = [layer.path for layer in plan.compiled.layers if layer.params][-1]
+    try:
+        mapped = map_state(model.state_dict(), read_state(path), config.model.skip, last if plan.bindings else None)
+    except WeightsError as error:
+        raise RunError(f"model.weights={path}: {error}") from None
+    model.load_state_dict(mapped.state)
+    lines = [f"weights: {len(mapped.state) - len(mapped.fresh)} tensors from {path}"]
+    if mapped.skipped:
+        lines.append(f"weights: left out {len(mapped.skipped)} of the file's (model.skip): {', '.join(mapped.skipped)}")
+    if mapped.fresh:
+        classes = len(plan.data.classes)
+        lines.append(
+            f"weights: the last layer, {last}, starts afresh: the file's is for another class count, "
+            f"{plan.data.name} has {classes} classes"
+        )
+    return lines
 
 
 RUN_FILES = ("config.yaml", "summary.txt", "metrics.csv", "last.pt", "best.pt", "interrupted.pt")

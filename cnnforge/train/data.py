@@ -213,6 +213,11 @@ class Prepare:
         self.mean, self.std = mean.reshape(1, -1, 1, 1).cpu(), std.reshape(1, -1, 1, 1).cpu()
         self._shift, self._divisor = self.mean * self.scale, self.std * self.scale
 
+    def normalise_with(self, mean: list[float], std: list[float]) -> Prepare:
+        """Set the mean and standard deviation per channel to these (ImageNet's, for pretrained weights)."""
+        self._set(torch.tensor(mean), torch.tensor(std))
+        return self
+
     def fit(self, split: Split, limit: int = 4096) -> Prepare:
         """Set the mean and standard deviation per channel from (up to `limit` samples of) `split`."""
         x = torch.cat([x for x, _ in _take(split, limit)])

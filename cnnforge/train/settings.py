@@ -98,14 +98,20 @@ class Trainer(Section):
 # -- data --------------------------------------------------------------------------------------------------------
 
 
+Normalize = Literal["auto", "data", "imagenet", "none"]
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # torchvision's pretrained weights'
+
+
 class Digits(Section):
     name: Literal["digits"]
+    normalize: Normalize = "auto"
     root: str | None = None
     val_fraction: Fraction
 
 
 class Synthetic(Section):
     name: Literal["synthetic"]
+    normalize: Normalize = "auto"
     root: str | None = None
     shape: Annotated[list[Positive], Field(min_length=3, max_length=3)] | None
     classes: Positive
@@ -116,12 +122,14 @@ class Synthetic(Section):
 
 class Downloadable(Section):
     name: Literal["mnist", "fashion_mnist", "cifar10"]
+    normalize: Normalize = "auto"
     root: str
     download: bool
 
 
 class ImageFolder(Section):
     name: Literal["imagefolder"]
+    normalize: Normalize = "auto"
     root: str
     val_fraction: Fraction
     memory_gb: Annotated[float, Field(ge=0)]
@@ -198,10 +206,16 @@ class Arch(Section):
     spec: str
 
 
+class Model(Section):
+    weights: str | None = None
+    skip: list[str] = []
+
+
 class Settings(BaseModel):
     """A whole training config, validated."""
 
     arch: Arch
+    model: Model
     data: Section
     optim: Section
     sched: Section
@@ -211,7 +225,9 @@ class Settings(BaseModel):
 # -- validation --------------------------------------------------------------------------------------------------
 
 
-def validate(config: DictConfig, groups: tuple[str, ...] = ("arch", "data", "optim", "sched", "trainer")) -> Settings:
+def validate(
+    config: DictConfig, groups: tuple[str, ...] = ("arch", "model", "data", "optim", "sched", "trainer")
+) -> Settings:
     """The composed config's `groups`, checked; SettingsError says every problem, one line each."""
     problems: list[str] = []
     sections: dict[str, Any] = {}
@@ -248,7 +264,7 @@ def _model(group: str, values: Any) -> tuple[type[Section] | None, str]:
     if not isinstance(values, dict):
         return None, f"{group}={_show(values)}: must be a mapping of {group} settings"
     choices: dict[Any, type[Section]]
-    single = {"arch": Arch, "trainer": Trainer}
+    single = {"arch": Arch, "model": Model, "trainer": Trainer}
     if group in single:
         return single[group], ""
     key, choices = {"data": ("name", DATA), "optim": ("_target_", OPTIM), "sched": ("_target_", SCHED)}[group]
