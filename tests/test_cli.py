@@ -74,6 +74,10 @@ def test_check_shipped_specs(capsys: pytest.CaptureFixture, monkeypatch: pytest.
     assert out.splitlines() == [
         "architectures/alexnet.yaml: ok: [3, 224, 224] -> [1000], 61,100,840 params, 714,188,480 MACs",
         "architectures/alexnet2012.yaml: ok: [3, 227, 227] -> [1000], 60,965,224 params, 724,406,816 MACs",
+        # torchvision documents 6,624,904 params (without the auxiliary classifiers) and 1.498 GFLOPS
+        "architectures/googlenet.yaml: ok: [3, 224, 224] -> [1000], 6,624,904 params, 1,498,376,192 MACs",
+        # torchvision documents 27,161,264 params with its auxiliary classifier (3,326,696 of them), 5.713 GFLOPS
+        "architectures/inception_v3.yaml: ok: [3, 299, 299] -> [1000], 23,834,568 params, 5,713,216,096 MACs",
         "architectures/lenet.yaml: ok: [1, 32, 32] -> [10], 61,706 params, 416,520 MACs",
         # torchvision's weights document 11,689,512 and 25,557,032 params, 1.81 and 4.09 GFLOPS (multiply-adds)
         "architectures/resnet18.yaml: ok: [3, 224, 224] -> [1000], 11,689,512 params, 1,814,073,344 MACs",

@@ -208,14 +208,14 @@ def test_train_help_lists_the_specs_in_architectures(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[:4] == [
         "== Specs (arch=NAME) ==",
-        "shipped: alexnet, alexnet2012, lenet, resnet18, resnet50",
+        "shipped: alexnet, alexnet2012, googlenet, inception_v3, lenet, resnet18, resnet50",
         "in ./architectures/: lenet (before the shipped lenet), mynet",
         "or a path: arch=path/to/spec.yaml",
     ]
     # Hydra's own listing of the arch group
-    assert "arch: alexnet, alexnet2012, lenet, mynet, resnet18, resnet50" in lines
+    assert "arch: alexnet, alexnet2012, googlenet, inception_v3, lenet, mynet, resnet18, resnet50" in lines
     assert "== Config ==" in lines and "Use --hydra-help to view Hydra specific help" in lines  # its help, kept
     assert not (tmp_path / "outputs").exists()
     bare = cnnforge("train", "--help", cwd=tmp_path / "architectures")  # a folder without ./architectures/
     assert "in ./architectures/: none (put NAME.yaml there to train it with arch=NAME)" in bare.stdout.splitlines()
-    assert "arch: alexnet, alexnet2012, lenet, resnet18, resnet50" in bare.stdout.splitlines()
+    assert "arch: alexnet, alexnet2012, googlenet, inception_v3, lenet, resnet18, resnet50" in bare.stdout.splitlines()
