@@ -70,6 +70,10 @@ def _layer(key: str) -> str:
     return key.rpartition(".")[0] or key
 
 
+def _top(key: str) -> str:
+    return key.split(".")[0]
+
+
 def _more(count: int) -> str:
     return f" and {count} more after it" if count else ""
 
@@ -105,6 +109,8 @@ def map_state(
         else:
             kind = "" if other.dtype.is_floating_point == mine.dtype.is_floating_point else " (of another type)"
             counts = f"; the file holds {len(theirs)} tensors, the spec {len(ours)}" if len(theirs) != len(ours) else ""
+            if len(theirs) > len(ours):
+                counts += f": leave out what the spec has not with a skip pattern (--skip '{_top(theirs[index])}.*')"
             raise WeightsError(
                 f"tensor {index + 1} differs: the file's {_show(theirs[index], other)}, the spec's "
                 f"{_show(key, mine)} (layer {_layer(key)}){kind}{counts}"
@@ -115,7 +121,7 @@ def map_state(
         raise WeightsError(
             f"the weights hold {len(theirs)} tensors, the spec {len(ours)}: the file's {_show(extra, source[extra])}"
             f"{_more(more)} {'have' if more else 'has'} no place in the spec; leave out what the spec does not have "
-            f"with a skip pattern (--skip '{extra.split('.')[0]}.*')"
+            f"with a skip pattern (--skip '{_top(extra)}.*')"
         )
     return mapped
 

@@ -164,3 +164,29 @@ def test_files_that_are_not_weights_are_refused(
 def test_a_spec_with_errors_writes_nothing(resnet18_file: Path, tmp_path: Path, capsys) -> None:
     code, _, err = run(capsys, "weights", RESNET18, resnet18_file, "--set", "classes=0", "-o", tmp_path / "o.pt")
     assert code == 1 and "error" in err and not (tmp_path / "o.pt").exists()
+
+
+@pytest.mark.parametrize(("name", "skipped"), [("googlenet", "aux1.conv.conv.weight"), ("inception_v3", "AuxLogits.")])
+def test_torchvisions_files_with_auxiliary_classifiers_load_when_told_to_skip_them(
+    models, name: str, skipped: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torchvision's pretrained GoogLeNet and Inception v3 files hold auxiliary classifiers (Inception v3's in the
+    middle of the file) that the shipped specs leave out: refused, unless skipped, each skipped tensor listed."""
+    torch.manual_seed(0)
+    reference = models.get_model(name, weights=None, aux_logits=True, init_weights=False)
+    torch.save(reference.state_dict(), tmp_path / f"{name}.pth")
+    spec = ROOT / "architectures" / f"{name}.yaml"
+    code, _, err = run(capsys, "weights", spec, tmp_path / f"{name}.pth", "-o", tmp_path / "o.pt")
+    assert code == 1 and "differs: the file's 'A" in err.replace("'aux", "'A") and "--skip '" in err, err
+    code, out, err = run(capsys, "weights", spec, tmp_path / f"{name}.pth", "--skip", "aux*", "-o", tmp_path / "o.pt")
+    assert code == 0, err
+    listed = [line.strip() for line in out.splitlines()[2:]]
+    assert listed == [key for key in reference.state_dict() if key.lower().startswith("aux")]
+    assert any(key.startswith(skipped) for key in listed)
+    # what is left is torchvision's network without the classifiers: the same outputs in evaluation mode
+    built = build(compile_file(spec)).eval()
+    built.load_state_dict(torch.load(tmp_path / "o.pt", weights_only=True))
+    reference.aux_logits, reference.transform_input = False, False
+    x = torch.randn(1, *compile_file(spec).spec.input)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), reference.eval()(x), rtol=0, atol=1e-4)

@@ -1,0 +1,117 @@
+"""Every shipped torchvision family against torchvision itself, the oracle: at the spec's input size its
+parameters equal torchvision's, its MACs equal half of torch's FlopCounterMode FLOPs on torchvision's model (convs
+and matrix products, bias excluded: cnnforge's convention), its output is [1000]; built with torchvision's
+state_dict (mapped by position), it computes torchvision's outputs. Depth and width variants are the family specs
+with a parameter set (`--set depth=101`), checked the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnforge.builder import build
+from cnnforge.compiler import Compiled, compile_file
+
+ARCHITECTURES = Path(__file__).resolve().parent.parent / "architectures"
+
+# torchvision's builder name -> (the shipped spec, its parameters); a spec of the builder's own name first
+FAMILIES: dict[str, tuple[str, dict]] = {
+    name: (name, {})
+    for name in (
+        "alexnet",
+        "vgg16",
+        "vgg16_bn",
+        "resnet18",
+        "resnet50",
+        "resnext50_32x4d",
+        "wide_resnet50_2",
+        "densenet121",
+        "googlenet",
+        "inception_v3",
+        "squeezenet1_1",
+        "shufflenet_v2_x1_0",
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "mnasnet1_0",
+        "efficientnet_b0",
+        "efficientnet_v2_s",
+        "regnet_y_400mf",
+        "convnext_tiny",
+    )
+}
+VARIANTS: dict[str, tuple[str, dict]] = {}
+# torchvision's GoogLeNet and Inception v3 without their auxiliary classifiers and input transform, as shipped
+KWARGS = {
+    "googlenet": {"aux_logits": False, "transform_input": False, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "transform_input": False, "init_weights": True},
+}
+NOT_TORCHVISION = {"lenet", "alexnet2012"}  # shipped specs of networks torchvision does not have
+
+
+@pytest.fixture(scope="module")
+def models() -> ModuleType:
+    return pytest.importorskip("torchvision.models")
+
+
+def compiled(name: str) -> Compiled:
+    spec, bindings = {**FAMILIES, **VARIANTS}[name]
+    return compile_file(ARCHITECTURES / f"{spec}.yaml", bindings)
+
+
+def reference(models: ModuleType, name: str) -> nn.Module:
+    return models.get_model(name, weights=None, **KWARGS.get(name, {}))
+
+
+def randomized(model: nn.Module) -> nn.Module:
+    """`model` in eval mode with normalisations and scales that do something: torchvision starts batch norms'
+    and layer norms' scales at 1, shifts and running means at 0, running variances at 1, and ConvNeXt's layer
+    scales at 1e-6, under which a wrong residual branch would hardly show."""
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)):
+            module.weight.data = torch.rand(module.weight.shape, generator=generator) + 0.5
+            module.bias.data = torch.randn(module.bias.shape, generator=generator) * 0.1
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+        for name, parameter in module.named_parameters(recurse=False):
+            if name == "layer_scale":
+                parameter.data = torch.rand(parameter.shape, generator=generator) * 0.5 + 0.25
+    return model.eval()
+
+
+def test_every_shipped_torchvision_spec_is_checked() -> None:
+    shipped = {path.stem for path in ARCHITECTURES.glob("*.yaml")} - NOT_TORCHVISION
+    assert shipped == set(FAMILIES)
+
+
+@pytest.mark.parametrize("name", [*FAMILIES, *VARIANTS])
+def test_parameters_macs_and_output_are_torchvisions(models: ModuleType, name: str) -> None:
+    spec = compiled(name)
+    with torch.device("meta"):  # shapes and counts alone: nothing is allocated or computed
+        model = reference(models, name).eval()
+        with FlopCounterMode(display=False) as flops:
+            model(torch.empty(1, *spec.spec.input))
+    assert spec.total_params == sum(p.numel() for p in model.parameters())
+    assert spec.total_macs() == flops.get_total_flops() // 2
+    assert spec.output == (1000,)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_torchvisions_weights_give_torchvisions_outputs(models: ModuleType, name: str, one_thread: None) -> None:
+    spec = compiled(name)
+    torch.manual_seed(0)
+    theirs = randomized(reference(models, name))
+    ours = build(spec, state_dict=theirs.state_dict()).eval()
+    assert len(ours.state_dict()) == len(theirs.state_dict())
+    x = torch.randn(2, *spec.spec.input)
+    with torch.no_grad():
+        expected, found = theirs(x), ours(x)
+    assert found.shape == expected.shape == (2, 1000)
+    error, scale = (found - expected).abs().max().item(), expected.abs().max().item()
+    assert error <= 1e-4 * scale, f"max abs difference {error:.3g}, logits up to {scale:.3g}"
