@@ -1,0 +1,53 @@
+"""`cnnforge train arch=NAME` for every shipped torchvision family: a few steps on small synthetic data at the
+spec's own input size (its classes bound to the data's 3), on the CPU; the checkpoint then predicts an image."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from test_torchvision_specs import FAMILIES
+from train_helpers import app_folder, train
+
+from cnnforge.cli import main
+
+# Four training samples in two steps of two, two validation samples: enough to run every part of a run.
+SMALL = (
+    "data=synthetic",
+    "data.classes=3",
+    "data.train_size=4",
+    "data.val_size=2",
+    "trainer.epochs=1",
+    "trainer.batch_size=2",
+    "trainer.num_workers=0",
+    "optim.lr=0.001",
+)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("families")
+    Image.new("RGB", (40, 30), (200, 40, 90)).save(folder / "image.png")
+    with app_folder(folder):
+        yield folder
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_trains_and_its_checkpoint_predicts(folder: Path, name: str, capsys) -> None:
+    run = train(f"arch={name}", *SMALL)
+    assert run.code == 0, run.output
+    assert "parameter classes bound to 3" in run.output
+    rows = run.rows()
+    assert len(rows) == 1 and float(rows[0]["train_loss"]) > 0
+    checkpoint = run.folder / "last.pt"
+    capsys.readouterr()
+    assert main(["predict", f"ckpt={checkpoint}", "top_k=3", str(folder / "image.png")]) == 0
+    line = capsys.readouterr().out.strip()  # image.png: 1 (0.337), 0 (0.336), 2 (0.327)
+    image, _, classes = line.rpartition(": ")
+    probabilities = [float(part.split("(")[1].rstrip(")")) for part in classes.split(", ")]
+    assert image == str(folder / "image.png") and len(probabilities) == 3, line
+    assert sum(probabilities) == pytest.approx(1, abs=2e-3)
+    checkpoint.unlink()  # the biggest are half a gigabyte: keep the temporary folder small
+    (run.folder / "best.pt").unlink(missing_ok=True)
