@@ -64,15 +64,23 @@ class AlexNet(nn.Module):
 HANDWRITTEN: dict[str, type[LeNet5 | AlexNet]] = {"lenet": LeNet5, "alexnet": AlexNet}  # shipped spec -> class
 
 
-def torchvision_resnet18(classes: int = 1000) -> nn.Module:
-    """torchvision.models.resnet18, which architectures/resnet18.yaml describes; needs torchvision (the vision
-    extra)."""
-    from torchvision.models import resnet18
+def torchvision_model(name: str) -> Callable[[int], nn.Module]:
+    """A maker of torchvision.models.<name>, which architectures/<name>.yaml describes; needs torchvision (the
+    vision extra)."""
 
-    return resnet18(num_classes=classes)
+    def make(classes: int = 1000) -> nn.Module:
+        from torchvision.models import get_model
+
+        return get_model(name, weights=None, num_classes=classes)
+
+    return make
 
 
-BASELINES: dict[str, Callable[[int], nn.Module]] = {**HANDWRITTEN, "resnet18": torchvision_resnet18}  # spec -> maker
+TORCHVISION = ("resnet18", "resnet50", "mobilenet_v2")  # the shipped specs measured against torchvision's own
+BASELINES: dict[str, Callable[[int], nn.Module]] = {
+    **HANDWRITTEN,
+    **{name: torchvision_model(name) for name in TORCHVISION},
+}  # spec -> maker
 
 
 def load_by_position(target: nn.Module, source: nn.Module) -> nn.Module:
