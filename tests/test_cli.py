@@ -79,9 +79,14 @@ def test_check_shipped_specs(capsys: pytest.CaptureFixture, monkeypatch: pytest.
         # torchvision documents 27,161,264 params with its auxiliary classifier (3,326,696 of them), 5.713 GFLOPS
         "architectures/inception_v3.yaml: ok: [3, 299, 299] -> [1000], 23,834,568 params, 5,713,216,096 MACs",
         "architectures/lenet.yaml: ok: [1, 32, 32] -> [10], 61,706 params, 416,520 MACs",
+        # torchvision's weights document 4,383,312 and 3,504,872 params, 0.314 and 0.301 GFLOPS (multiply-adds)
+        "architectures/mnasnet1_0.yaml: ok: [3, 224, 224] -> [1000], 4,383,312 params, 314,415,872 MACs",
+        "architectures/mobilenet_v2.yaml: ok: [3, 224, 224] -> [1000], 3,504,872 params, 300,774,272 MACs",
         # torchvision's weights document 11,689,512 and 25,557,032 params, 1.81 and 4.09 GFLOPS (multiply-adds)
         "architectures/resnet18.yaml: ok: [3, 224, 224] -> [1000], 11,689,512 params, 1,814,073,344 MACs",
         "architectures/resnet50.yaml: ok: [3, 224, 224] -> [1000], 25,557,032 params, 4,089,184,256 MACs",
+        # torchvision's weights document 2,278,604 params, 0.145 GFLOPS
+        "architectures/shufflenet_v2_x1_0.yaml: ok: [3, 224, 224] -> [1000], 2,278,604 params, 144,907,992 MACs",
     ]
 
 
