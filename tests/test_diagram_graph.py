@@ -234,3 +234,26 @@ def test_frames_hold_their_contents_and_nest(name: str) -> None:
                 overlap = min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
                 nested = a.x0 <= b.x0 and b.x1 <= a.x1 and a.y0 <= b.y0 and b.y1 <= a.y1
                 assert not overlap or nested or (b.x0 <= a.x0 and a.x1 <= b.x1), (a.title, b.title)
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_frames_end_just_past_what_they_hold(name: str) -> None:
+    """A frame's right edge is FRAME_PAD past the rightmost box, label, circle, arc or frame in it (a frame or
+    fork placed at x in a frame once counted x twice, leaving the frame empty at its end)."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from cnnforge.diagram import draw
+
+    with matplotlib.rc_context(draw.RC):
+        figure = draw.figure(compile_file(SPECS[name]))
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        (axes,) = figure.axes
+        drawn = [t.get_window_extent(renderer) for t in axes.texts]
+        drawn += [p.get_window_extent(renderer) for p in axes.patches]
+        frames = [p.get_window_extent(renderer) for p in axes.patches if (p.get_gid() or "").startswith("frame")]
+    pad = geometry.FRAME_PAD * figure.dpi / 72
+    assert frames
+    for frame in frames:
+        held = [extent for extent in drawn if inside(extent, frame) and extent.bounds != frame.bounds]
+        assert frame.x1 - max(extent.x1 for extent in held) == pytest.approx(pad, abs=2.0), frame  # text: +-1 px

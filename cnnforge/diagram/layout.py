@@ -459,10 +459,10 @@ def _vertical(row: list[Element]) -> tuple[float, float]:
         elif column.arrow_from is not None:  # over an arrow along the centre line, from where it starts to the box
             column.op_x = (column.arrow_from + column.box.x) / 2
             column.op_y = PAD
-    for placed in others:  # to its place in the row, where the line into it starts already
-        arrow_from = placed.arrow_from
-        placed.moved(placed.x - placed.left, 0.0)
-        placed.arrow_from = arrow_from
+    for placed in others:  # what it draws to where its row put it (x), where the line into it starts already
+        x, arrow_from = placed.x, placed.arrow_from
+        placed.moved(x - placed.left, 0.0)
+        placed.x, placed.arrow_from = x, arrow_from
     labelled = [column for column in columns if column.before is not None or column.arrow_from is not None]
     top = max(
         [column.box.top for column in columns]
