@@ -146,6 +146,30 @@ def test_huge_maps_are_drawn_on_a_page(tmp_path: Path) -> None:
     assert (tmp_path / "huge.png").stat().st_size < 1_000_000
 
 
+def test_a_kernel_larger_than_its_map_covers_the_map_and_no_more(tmp_path: Path) -> None:
+    """A padded 3x3 or 5x5 kernel on a 2x2 map is drawn as the whole map's face, not past it into the labels."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+    from matplotlib.patches import Polygon
+
+    from cnnforge.diagram import draw
+
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        "name: small\ninput: [4, 2, 2]\nlayers:\n  - {type: conv, shape: [4, 4, 3, 3], padding: 1}\n"
+        "  - {type: conv, shape: [4, 4, 5, 5], padding: 2}\n"
+    )
+    compiled = compile_file(path)
+    with matplotlib.rc_context(draw.RC):
+        (axes,) = draw.figure(compiled).axes
+    kernels = [p.get_xy() for p in axes.patches if isinstance(p, Polygon) and to_hex(p.get_edgecolor()) == draw.KERNEL]
+    faces = [c.box for c in geometry.layout(stages(compiled), "small", draw.measure).columns]
+    assert len(kernels) == 2
+    for corners in kernels:  # on the right face (H x W) of the map it reads
+        (x0, y0), (x1, y1) = corners.min(axis=0) + 1e-6, corners.max(axis=0) - 1e-6
+        assert any(box.x + box.width <= x0 and x1 <= box.right and box.y <= y0 and y1 <= box.top for box in faces)
+
+
 # --- the drawing: nothing overlaps, rows wrap ------------------------------------------------------------------
 
 

@@ -226,6 +226,7 @@ def _join(axes, before: Column, column: Column) -> None:
     box = before.box
     half_u = max(kernel[1] / w * box.dx, MIN_KERNEL) / box.dx / 2 if box.dx else 0.0
     half_v = max(kernel[0] / h * box.height, MIN_KERNEL) / box.height / 2
+    half_u, half_v = min(half_u, 0.5), min(half_v, 0.5)  # a window larger than the map (padded) covers all of it
     corners = [box.on_face(0.5 + su * half_u, 0.5 + sv * half_v) for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
     target = column.box.on_face(0.5, 0.5, right=False)
     for x, y in corners:
