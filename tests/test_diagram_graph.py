@@ -1,5 +1,6 @@
 """`cnnforge draw` of graphs: a skip connection as an arc past its block, branches side by side, groups framed and
-alike repetitions folded as ×N; ResNet-50 on a page, and nothing drawn over anything else."""
+alike repetitions folded as ×N, a frame wider than the page wrapped into rows; ResNet-50 and MobileNetV2 on a page,
+and nothing drawn over anything else."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ DATA = Path(__file__).resolve().parent / "data"
 SPECS = {
     "resnet18": ROOT / "architectures" / "resnet18.yaml",
     "resnet50": ROOT / "architectures" / "resnet50.yaml",
+    "mobilenet_v2": ROOT / "architectures" / "mobilenet_v2.yaml",  # all but the classifier in one frame
     "dense": DATA / "dense-block.yaml",
     "inception": DATA / "inception.yaml",
     "nested": DATA / "nested.yaml",
+    "features": DATA / "features.yaml",  # VGG-16's layers in one frame
 }
 
 
@@ -155,6 +158,44 @@ def test_nested_groups_nest_their_frames_and_a_repeated_layer_folds(tmp_path: Pa
     assert stage.x0 < units.x0 and units.x1 < stage.x1 and stage.y0 < units.y0 and units.y1 < stage.y1
 
 
+def test_a_frame_wider_than_the_page_wraps_into_rows_inside_it() -> None:
+    placed = layout_of(compile_file(SPECS["features"]))
+    (frame,) = placed.boxes
+    held = [c for c in placed.columns if frame.x0 < c.box.x and c.box.right < frame.x1 and frame.y0 < c.box.y]
+    assert len(held) == 18  # 13 convs and 5 pools, each with its labels in the frame
+    assert all(frame.y0 < c.label_top - len(c.lines) * geometry.FONT * geometry.LINE for c in held)
+    rows = 1 + sum(c.entry for c in held)
+    assert rows >= 2 and [c.exit for c in held].count(True) == rows - 1  # an arrow from each row to the next
+    outside = [(c.stage.label, c.entry, c.exit) for c in placed.columns if c not in held]
+    assert outside == [("input", False, False), ("flatten1", True, False), ("linear2", False, False)]  # the frame
+    # leaves from its last row, so it ends its row too: what follows starts the next
+    assert frame.x1 - frame.x0 <= placed.width and placed.height <= geometry.PAGE * placed.width
+
+
+def test_mobilenet_v2_wraps_its_features_onto_a_page(tmp_path: Path) -> None:
+    """torchvision's layout puts all but the classifier in `features`: its frame wraps into rows, not one strip
+    (once 24,890 x 1,300 px)."""
+    svg = svg_of("mobilenet_v2", tmp_path)
+    width, height = size(svg)
+    assert width <= 1300 and 1.0 <= height / width <= geometry.PAGE, (width, height)
+    features = next(box for box in layout_of(compile_file(SPECS["mobilenet_v2"])).boxes if box.title == ["features"])
+    assert features.y1 - features.y0 > 0.7 * height  # its rows fill most of the page
+
+
+def test_frames_nested_deeper_than_the_page_is_wide_still_draw(tmp_path: Path) -> None:
+    """Each level of frames takes room from the one inside it; where none is left, an item a row (this once looped
+    forever)."""
+    depth, spec = 14, ""
+    for level in reversed(range(depth)):
+        inner = f", {{type: sequence, name: s{level + 1}, layers: [{spec}]}}" if spec else ""
+        spec = "{type: conv, shape: [8, 8, 3, 3], padding: 1}, {type: conv, shape: [8, 8, 3, 3], padding: 1}" + inner
+    path = tmp_path / "deep.yaml"
+    path.write_text(f"name: deep\ninput: [8, 16, 16]\nlayers: [{{type: sequence, name: s0, layers: [{spec}]}}]\n")
+    boxes = layout_of(compile_file(path)).boxes
+    assert [box.title for box in boxes] == [[f"s{level}"] for level in reversed(range(depth))]  # innermost first
+    assert all(outer.x0 < inner.x0 and inner.x1 < outer.x1 for inner, outer in itertools.pairwise(boxes))
+
+
 def test_draw_of_a_graph_is_the_same_every_time(tmp_path: Path) -> None:
     assert svg_of("resnet18", tmp_path) == svg_of("resnet18", tmp_path / "..")
 
@@ -256,4 +297,5 @@ def test_frames_end_just_past_what_they_hold(name: str) -> None:
     assert frames
     for frame in frames:
         held = [extent for extent in drawn if inside(extent, frame) and extent.bounds != frame.bounds]
-        assert frame.x1 - max(extent.x1 for extent in held) == pytest.approx(pad, abs=2.0), frame  # text: +-1 px
+        slack = frame.x1 - max(extent.x1 for extent in held)  # texts are drawn +-1 px as measured; a row's arrow
+        assert slack == pytest.approx(pad, abs=4.0), frame  # out stops 2 pt short of its end (matplotlib's shrinkB)

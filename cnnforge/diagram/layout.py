@@ -1,7 +1,7 @@
 """Where each stage of a diagram goes, in points (1/72 inch) with y upwards: sizes on a compressed scale, columns
 wide enough for their labels, and rows that wrap when the drawing gets too wide. In a graph, a fork's branches are
-lanes one under the other, an empty branch an arc over them, and a frame a box around its lane. Pure Python: the
-caller supplies a function that measures text."""
+lanes one under the other, an empty branch an arc over them, and a frame a box around its lane, which wraps into
+rows too when it is wider than the page. Pure Python: the caller supplies a function that measures text."""
 
 from __future__ import annotations
 
@@ -243,8 +243,9 @@ class Box:
 @dataclass
 class Placed:
     """A fork, a frame or a lane laid out around its centre line y=0, from x=0 to `width`, its last part ending
-    at `end`; then placed with its left edge at `left` and its centre line at `y`. What it draws is in its lists.
-    Like a column, it may start or end a row, and a line leads into it from `arrow_from`."""
+    at (`end`, `end_y`): on the centre line, or lower when it wraps into rows; then placed with its left edge at
+    `left` and its centre line at `y`. What it draws is in its lists. Like a column, it may start or end a row,
+    and a line leads into it from `arrow_from`."""
 
     width: float
     top: float
@@ -259,6 +260,7 @@ class Placed:
     left: float = 0.0
     y: float = 0.0
     x: float = 0.0  # where `left` goes
+    end_y: float = 0.0
     entry: bool = False
     exit: bool = False
     arrow_from: float | None = None
@@ -267,11 +269,17 @@ class Placed:
     def right(self) -> float:
         return self.x + self.width
 
+    @property
+    def wraps(self) -> bool:
+        """Whether it leaves on a lower line than it enters: then it ends its row."""
+        return self.end_y < self.y
+
     def moved(self, dx: float, dy: float) -> None:
         self.left += dx
         self.x += dx
         self.end += dx
         self.y += dy
+        self.end_y += dy
         self.top += dy
         self.bottom += dy
         if self.arrow_from is not None:
@@ -308,33 +316,24 @@ class Layout:
 
 
 def layout(parts: list[Part], title: str, measure: Measure, max_width: float = MAX_WIDTH) -> Layout:
-    """Place every stage (and a graph's forks and frames), left to right, wrapping into rows at `max_width`."""
+    """Place every stage (and a graph's forks and frames), left to right, wrapping into rows at `max_width`; a
+    graph's rows (and frames wider than them) as wide as makes the drawing no taller than a portrait page."""
     side = unit([part for part in flat(parts) if isinstance(part, Stage)])
-    items = [_element(part, side, measure) for part in parts]
-    if any(isinstance(item, Placed) for item in items):
-        max_width = _page_width(items, max_width)
-    placed = _wrap(items, max_width)
-    y = -MARGIN - TITLE_FONT * LINE - PAD  # below the title; all is shifted up once the height is known
-    for row in placed:
-        top, bottom = _vertical(row)
-        for item in row:
-            item.moved(MARGIN, y - top)
-        y -= top - bottom + ROW_GAP
-    note_y = y + ROW_GAP - PAD
+
+    def rows(width: float) -> Placed:  # a frame at a row's start must fit in it, after the arrow into it
+        return _stack(_wrap([_element(part, side, measure, width - MIN_GAP) for part in parts], width))
+
+    placed = rows(max_width)
+    if placed.boxes or placed.joins:
+        placed = _page(rows, max_width)
+    placed.moved(MARGIN, -MARGIN - TITLE_FONT * LINE - PAD - placed.top)  # below the title
+    note_y = placed.bottom - PAD
     height = -(note_y - len(NOTE) * NOTE_FONT * LINE) + MARGIN
-    for item in items:
-        item.moved(0.0, height)
-    right = max(max(item.right, _exit(item) + ARROW * item.exit) for item in items)
+    placed.moved(0.0, height)
     texts = [measure(title, TITLE_FONT, True)] + [measure(line, NOTE_FONT, False) for line in NOTE]
-    width = max(right + MARGIN, max(texts) + 2 * MARGIN)
+    width = max(placed.right + MARGIN, max(texts) + 2 * MARGIN)
     drawing = Layout(width, height, title, height - MARGIN - TITLE_FONT, note_y + height)
-    for item in items:
-        if isinstance(item, Column):
-            drawing.columns.append(item)
-            continue
-        _take(drawing, item)
-        if item.exit:
-            drawing.lines.append(Line([(item.end + 2, item.y), (item.end + ARROW, item.y)], arrow=True))
+    _take(drawing, placed)
     return drawing
 
 
@@ -346,35 +345,69 @@ def _take(into: Layout | Placed, placed: Placed) -> None:
         into.lines.append(Line([(placed.arrow_from, placed.y), (placed.left, placed.y)], arrow=placed.entry))
 
 
-def _wrap(items: list[Element], max_width: float) -> list[list[Element]]:
-    """The items in as few rows as fit in `max_width`, evenly long."""
-    total = _rows(items, math.inf)[0][-1].right
-    rows = math.ceil(total / max_width)
-    limit = total / rows
-    while len(placed := _rows(items, limit)) > rows and limit < max_width:
+def _wrap(items: list[Element], max_width: float, lead: bool = False, pad: float = 0.0) -> list[list[Element]]:
+    """The items in as few rows as fit in `max_width`, evenly long (a wrapped frame ends its row, so the rows
+    between such frames are made evenly long); an item a row where there is no room (frames nested deeper than
+    the page is wide)."""
+    placed = _rows(items, math.inf, lead, pad)
+    lengths = [row[-1].right for row in placed]
+    if max(lengths) <= max_width:
+        return placed
+    if max_width <= 0.0:
+        return _rows(items, 0.0, lead, pad)
+    counts = [math.ceil(length / max_width) for length in lengths]
+    limit = min(length / count for length, count in zip(lengths, counts, strict=True))
+    while len(placed := _rows(items, limit, lead, pad)) > sum(counts) and limit < max_width:
         limit = min(limit * 1.05, max_width)
     return placed
 
 
-def _page_width(items: list[Element], least: float) -> float:
-    """The narrowest row width, from `least` up, at which the drawing is no taller than a portrait page (as A4,
-    its height sqrt(2) times its width): a graph's forks and frames are tall, and wrapped as narrowly as a
-    chain's stages they make a strip."""
-    total = _rows(items, math.inf)[0][-1].right
+def _page(rows: Callable[[float], Placed], least: float) -> Placed:
+    """The rows laid out `rows(width)` at the narrowest width, from `least` up, at which they are no taller than
+    a portrait page (as A4, its height sqrt(2) times its width): a graph's forks and frames are tall, and wrapped
+    as narrowly as a chain's stages they make a strip."""
+    total = rows(math.inf).width  # one row: wider than this, nothing changes
     width = least
     while width < total:
-        rows = _wrap(items, width)
-        height = sum(top - bottom for top, bottom in map(_vertical, rows)) + ROW_GAP * (len(rows) - 1)
-        if height <= PAGE * (width + 2 * MARGIN):
-            return width
+        placed = rows(width)
+        if placed.top - placed.bottom <= PAGE * (width + 2 * MARGIN):
+            return placed
         width *= 1.05
-    return total
+    return rows(total)
 
 
-def _element(part: Part, side: float, measure: Measure) -> Element:
+def _stack(rows: list[list[Element]]) -> Placed:
+    """Rows one under the other, ROW_GAP apart, the first on the centre line y=0; an arrow leads from the end of
+    each row but the last."""
+    stack = Placed(0.0, 0.0, 0.0, 0.0)
+    y = 0.0  # the row's centre line
+    for number, row in enumerate(rows):
+        top, bottom = _vertical(row)
+        if number:
+            y = stack.bottom - ROW_GAP - top
+        else:
+            stack.top = top
+        stack.bottom = y + bottom
+        for item in row:
+            item.moved(0.0, y)
+            stack.width = max(stack.width, item.right, _exit(item) + ARROW * item.exit)
+            if isinstance(item, Column):
+                stack.columns.append(item)
+                continue
+            _take(stack, item)
+            if item.exit:
+                stack.lines.append(Line([(item.end + 2, item.end_y), (item.end + ARROW, item.end_y)], arrow=True))
+    last = rows[-1][-1]
+    stack.end, stack.end_y = _exit(last), last.end_y if isinstance(last, Placed) else y
+    return stack
+
+
+def _element(part: Part, side: float, measure: Measure, limit: float = math.inf) -> Element:
+    """A stage's column, or a fork or frame laid out; a frame wraps its contents into rows to be at most `limit`
+    wide."""
     if isinstance(part, Stage):
         return _column(part, side, measure)
-    return _fork(part, side, measure) if isinstance(part, Fork) else _frame(part, side, measure)
+    return _fork(part, side, measure) if isinstance(part, Fork) else _frame(part, side, measure, limit)
 
 
 def _column(stage: Stage, side: float, measure: Measure) -> Column:
@@ -409,7 +442,7 @@ def _rows(items: list[Element], max_width: float, lead: bool = False, pad: float
         row = rows[-1]
         if row:
             _after(row[-1], item)
-            if item.right <= max_width:
+            if item.right <= max_width and not (isinstance(row[-1], Placed) and row[-1].wraps):
                 row.append(item)
                 continue
             row[-1].exit = item.entry = True
@@ -478,18 +511,12 @@ def _vertical(row: list[Element]) -> tuple[float, float]:
     return top, bottom
 
 
-def _lane(parts: list[Part], side: float, measure: Measure, pad: float) -> Placed:
-    """A branch or a frame's contents in one row from x=0, a line leading into its first part, around y=0."""
-    items = [_element(part, side, measure) for part in parts]
-    (row,) = _rows(items, math.inf, lead=True, pad=pad)
-    top, bottom = _vertical(row)
-    lane = Placed(max(item.right for item in row), top, bottom, _exit(row[-1]))
-    for item in row:
-        if isinstance(item, Column):
-            lane.columns.append(item)
-        else:
-            _take(lane, item)
-    return lane
+def _lane(parts: list[Part], side: float, measure: Measure, pad: float, limit: float = math.inf) -> Placed:
+    """A branch or a frame's contents from x=0, a line leading into its first part, its first row around y=0: in
+    one row, or in rows at most `limit` wide."""
+    room = limit - ARROW  # a row that goes on below ends in an arrow
+    items = [_element(part, side, measure, room - MIN_GAP - pad) for part in parts]
+    return _stack(_wrap(items, room, lead=True, pad=pad))
 
 
 def _fork(fork: Fork, side: float, measure: Measure) -> Placed:
@@ -509,7 +536,7 @@ def _fork(fork: Fork, side: float, measure: Measure) -> Placed:
             Line([(0.0, 0.0), (SPLIT / 2, 0.0), (SPLIT / 2, y), (SPLIT, y)] if number else [(0.0, 0.0), (SPLIT, 0.0)])
         )
         below = lane.bottom
-        ends.append((lane.end, y))
+        ends.append((lane.end, lane.end_y))
     lines = [(fork.merge.name, True), (show(fork.merge.output), False)] + ([(fork.after, False)] if fork.after else [])
     label_width = max(measure(text, FONT, bold) for text, bold in lines)
     bus = max([lane.right for _, lane in lanes], default=SPLIT) + PAD
@@ -535,14 +562,15 @@ def _fork(fork: Fork, side: float, measure: Measure) -> Placed:
     return placed
 
 
-def _frame(frame: Frame, side: float, measure: Measure) -> Placed:
-    """A box around the frame's lane, its title over the lane at the top left."""
-    lane = _lane(frame.parts, side, measure, FRAME_PAD)
+def _frame(frame: Frame, side: float, measure: Measure, limit: float = math.inf) -> Placed:
+    """A box around the frame's lane, its title over the lane at the top left; the lane in rows when it would
+    make the frame wider than `limit`, the line out leaving from the last row."""
+    lane = _lane(frame.parts, side, measure, FRAME_PAD, limit - FRAME_PAD)
     titles = [measure(text, FRAME_FONT, number == 0) for number, text in enumerate(frame.title)]
     width = max(lane.width + FRAME_PAD, max(titles) + 2 * FRAME_PAD)
     top = lane.top + FRAME_PAD + len(frame.title) * FRAME_FONT * LINE
-    placed = Placed(width, top, lane.bottom - FRAME_PAD, width)
+    placed = Placed(width, top, lane.bottom - FRAME_PAD, width, end_y=lane.end_y)
     _take(placed, lane)
-    placed.lines.append(Line([(lane.end, 0.0), (width, 0.0)]))
+    placed.lines.append(Line([(lane.end, lane.end_y), (width, lane.end_y)]))
     placed.boxes.append(Box(0.0, placed.bottom, width, top, frame.title))
     return placed
