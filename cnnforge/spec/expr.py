@@ -13,7 +13,9 @@
 As in Python, `a if condition else b` evaluates only the branch it takes. `${name}` alone stands for the
 parameter's value of any kind (a number, true/false, a word); every other
 expression works on numbers (and true/false, from comparisons) and gives one. Integers stay integers, as in
-Python: `/` (and a decimal such as 0.1) gives a decimal, which a field taking an integer refuses; `//` floors.
+Python: `/` (and a decimal such as 0.1) gives a decimal, which a field taking an integer refuses; `//` floors;
+`int()` truncates a decimal to an integer and `round()` rounds it, halves to even (a width multiplier's channels:
+`${int(round(c * width / 8)) * 8}`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any
 
 MAX_MAGNITUDE = 2**62  # results past this are refused: no network needs them, and they grow without bound
 MAX_NESTING = 32  # parentheses and calls inside each other
-FUNCTIONS: dict[str, Callable[..., Number]] = {"min": min, "max": max}
 Number = int | float
+FUNCTIONS: dict[str, Callable[..., Number]] = {"min": min, "max": max, "int": int, "round": round}
+ARITY = {"min": (2, None), "max": (2, None), "int": (1, 1), "round": (1, 1)}  # (least, most) arguments
 EXPRESSION = re.compile(r"^\$\{(.*)\}$", re.DOTALL)
 _WORDS = frozenset({"and", "or", "not", "true", "false", "if", "else"})
 _NUMBER = re.compile(r"^(?:\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)$")
@@ -221,8 +224,12 @@ class _Parser:
             while self._take(","):
                 arguments.append(self._conditional())
         self._expect(")", f"to close {function}(")
-        if len(arguments) < 2:
-            raise ExprError(f"{function}() takes two or more numbers, found {len(arguments)}", offset)
+        least, most = ARITY[function]
+        if len(arguments) < least or (most is not None and len(arguments) > most):
+            wanted = "one number" if most == 1 else "two or more numbers"
+            raise ExprError(f"{function}() takes {wanted}, found {len(arguments)}", offset)
+        if most == 1:  # int() truncates toward zero, round() to the nearest, halves to even: Python's
+            return lambda: self._bound(FUNCTIONS[function](self._number(arguments[0](), offset)), offset)
         return lambda: FUNCTIONS[function]([self._number(argument(), offset) for argument in arguments])
 
     # -- helpers ---------------------------------------------------------------------------------------------
