@@ -71,22 +71,31 @@ def test_check_shipped_specs(capsys: pytest.CaptureFixture, monkeypatch: pytest.
     monkeypatch.chdir(ROOT)
     code, out, err = run(capsys, "check", "architectures")
     assert (code, err) == (0, "")
+    # every number is held to torchvision's own in tests/test_torchvision_specs.py
     assert out.splitlines() == [
         "architectures/alexnet.yaml: ok: [3, 224, 224] -> [1000], 61,100,840 params, 714,188,480 MACs",
         "architectures/alexnet2012.yaml: ok: [3, 227, 227] -> [1000], 60,965,224 params, 724,406,816 MACs",
-        # torchvision documents 6,624,904 params (without the auxiliary classifiers) and 1.498 GFLOPS
+        "architectures/convnext_tiny.yaml: ok: [3, 224, 224] -> [1000], 28,589,128 params, 4,455,531,264 MACs",
+        "architectures/densenet121.yaml: ok: [3, 224, 224] -> [1000], 7,978,856 params, 2,834,161,664 MACs",
+        "architectures/efficientnet_b0.yaml: ok: [3, 224, 224] -> [1000], 5,288,548 params, 385,814,752 MACs",
+        "architectures/efficientnet_v2_s.yaml: ok: [3, 224, 224] -> [1000], 21,458,488 params, 2,849,895,872 MACs",
         "architectures/googlenet.yaml: ok: [3, 224, 224] -> [1000], 6,624,904 params, 1,498,376,192 MACs",
-        # torchvision documents 27,161,264 params with its auxiliary classifier (3,326,696 of them), 5.713 GFLOPS
         "architectures/inception_v3.yaml: ok: [3, 299, 299] -> [1000], 23,834,568 params, 5,713,216,096 MACs",
         "architectures/lenet.yaml: ok: [1, 32, 32] -> [10], 61,706 params, 416,520 MACs",
-        # torchvision's weights document 4,383,312 and 3,504,872 params, 0.314 and 0.301 GFLOPS (multiply-adds)
         "architectures/mnasnet1_0.yaml: ok: [3, 224, 224] -> [1000], 4,383,312 params, 314,415,872 MACs",
         "architectures/mobilenet_v2.yaml: ok: [3, 224, 224] -> [1000], 3,504,872 params, 300,774,272 MACs",
-        # torchvision's weights document 11,689,512 and 25,557,032 params, 1.81 and 4.09 GFLOPS (multiply-adds)
+        "architectures/mobilenet_v3_large.yaml: ok: [3, 224, 224] -> [1000], 5,483,032 params, 216,589,760 MACs",
+        "architectures/regnet_y_400mf.yaml: ok: [3, 224, 224] -> [1000], 4,344,144 params, 401,842,848 MACs",
         "architectures/resnet18.yaml: ok: [3, 224, 224] -> [1000], 11,689,512 params, 1,814,073,344 MACs",
         "architectures/resnet50.yaml: ok: [3, 224, 224] -> [1000], 25,557,032 params, 4,089,184,256 MACs",
-        # torchvision's weights document 2,278,604 params, 0.145 GFLOPS
+        "architectures/resnext50_32x4d.yaml: ok: [3, 224, 224] -> [1000], 25,028,904 params, 4,230,479,872 MACs",
         "architectures/shufflenet_v2_x1_0.yaml: ok: [3, 224, 224] -> [1000], 2,278,604 params, 144,907,992 MACs",
+        "architectures/squeezenet1_1.yaml:32:57: warning: layer 'features.conv1' (conv): stride [2, 2] leaves"
+        " the last 1 row and 1 column of the input [3, 224, 224] unread; torch drops them silently",
+        "architectures/squeezenet1_1.yaml: ok: [3, 224, 224] -> [1000], 1,235,496 params, 349,151,936 MACs",
+        "architectures/vgg16.yaml: ok: [3, 224, 224] -> [1000], 138,357,544 params, 15,470,264,320 MACs",
+        "architectures/vgg16_bn.yaml: ok: [3, 224, 224] -> [1000], 138,365,992 params, 15,470,264,320 MACs",
+        "architectures/wide_resnet50_2.yaml: ok: [3, 224, 224] -> [1000], 68,883,240 params, 11,398,021,120 MACs",
     ]
 
 

@@ -149,3 +149,15 @@ def test_the_schema_takes_an_extending_spec_and_only_its_keys() -> None:
     assert not validator.is_valid({"extends": "base.yaml", "layers": [{"type": "relu"}]})
     assert not validator.is_valid({"extends": "base", "name": "x"})
     assert not validator.is_valid({"name": "x", "input": [1, 2, 2]})  # no extends: layers are required
+
+
+def test_an_extended_file_that_is_not_a_regular_file_is_refused_without_waiting(folder: Path) -> None:
+    os.mkfifo(folder / "pipe.yaml")  # opening it would wait for a writer, forever
+    (folder / "deep.yaml").write_text("extends: pipe.yaml\n")
+    (folder / "loop.yaml").symlink_to(folder / "loop.yaml")
+    (folder / "deeper.yaml").write_text("extends: loop.yaml\n")
+    assert errors(folder / "deep.yaml") == [
+        "deep.yaml:1:1: error: extends pipe.yaml: cannot read file: it is a named pipe (FIFO), not a regular file "
+        "(pipe.yaml)"  # the folder before it is left out by errors()
+    ]
+    assert errors(folder / "deeper.yaml")[0].startswith("deeper.yaml:1:1: error: extends loop.yaml: cannot read file")

@@ -179,9 +179,21 @@ def test_check_file_on_edited_specs(spec_path: Path, name: str, edits: list[tupl
     assert compiled.ok == (compiled.spec is not None and not any(d.severity == "error" for d in compiled.diagnostics))
 
 
+# torchvision's SqueezeNet 1.1 (and 1.0) strides its first conv past the input's last row and column, and so does
+# the spec that is equal to it: the checker says so, as it would of any network.
+KNOWN_WARNINGS = {
+    "squeezenet1_1.yaml": [
+        "warning: layer 'features.conv1' (conv): stride [2, 2] leaves the last 1 row and 1 column of the input "
+        "[3, 224, 224] unread; torch drops them silently"
+    ]
+}
+
+
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_shipped_specs_are_clean(name: str) -> None:
-    assert check_text(SPECS[name]) == []
+    diagnostics = check_file(ARCHITECTURES / name).diagnostics  # from its file: a spec may extend another
+    found = [f"{d.severity}: {str(d).split(': ' + d.severity + ': ', 1)[1]}" for d in diagnostics]
+    assert found == KNOWN_WARNINGS.get(name, [])
 
 
 # Specs built from the registry: every layer kind, with its own keys set to plausible and implausible values.

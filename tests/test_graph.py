@@ -43,6 +43,8 @@ def arithmetic(draw: st.DrawFn, depth: int = 0) -> str:
         compare = draw(st.sampled_from(["<", "<=", "==", "!=", ">", ">="]))
         return f"({left} if {draw(arithmetic(depth + 1))} {compare} {draw(arithmetic(depth + 1))} else {right})"
     if kind == "call":
+        if draw(st.booleans()):
+            return f"{draw(st.sampled_from(['int', 'round']))}({left})"
         return f"{draw(st.sampled_from(['min', 'max']))}({left}, {right})"
     return f"{left} {draw(st.sampled_from(['+', '-', '*', '/', '//', '%']))} {right}"
 
@@ -54,7 +56,7 @@ def test_arithmetic_is_pythons_arithmetic(text: str) -> None:
     its types (an integer stays one; `/` and a decimal give a decimal)."""
     scope = {"a": 5, "b": -3}
     try:
-        expected = eval(text, {"__builtins__": {}, "min": min, "max": max}, scope)  # the test's oracle only
+        expected = eval(text, {"__builtins__": {}, "min": min, "max": max, "int": int, "round": round}, scope)
     except ZeroDivisionError:
         with pytest.raises(ExprError, match="division by zero"):
             evaluate("${" + text + "}", scope)
@@ -89,8 +91,9 @@ def test_conditions_and_plain_names(text: str, value: object) -> None:
         ("${(a + 1}", "expected ')'"),
         ("${a ** 2}", "expected a number, a name or '('"),
         ("${__import__('os')}", "unexpected character"),
-        ("${pow(a, 2)}", "unknown function 'pow' (known: min, max)"),
+        ("${pow(a, 2)}", "unknown function 'pow' (known: min, max, int, round)"),
         ("${min(a)}", "min() takes two or more numbers"),
+        ("${int(a, b)}", "int() takes one number, found 2"),
         ("${a // (b - b)}", "division by zero"),
         ("${a / 0.0}", "division by zero"),
         ("${w * 2}", "arithmetic takes numbers, found 'same'"),
@@ -313,3 +316,70 @@ def test_group_names_are_checked_as_layer_names(name: str, message: str, entry: 
     text = "name: x\nparams: {n: 1}\ninput: [1, 4, 4]\nlayers:\n  - " + entry % name + "\n"
     (error,) = errors(text, tmp_path)
     assert error.split(": error: ")[1] == message
+
+
+# -- branches that are there only when a condition holds ----------------------------------------------------------
+
+OPTIONAL = """\
+name: optional
+input: [8, 16, 16]
+blocks:
+  ir:
+    params: {in: 8, out: 8, stride: 1}
+    layers:
+      - type: add
+        branches:
+          body:
+            - {type: conv, name: conv, shape: ['${in}', '${out}', 3, 3], stride: '${stride}', padding: 1}
+          shortcut: {when: '${stride == 1 and in == out}', layers: []}
+layers:
+  - {type: ir, name: a}
+  - {type: ir, name: b, out: 16, stride: 2}
+  - {type: ir, name: c, repeat: 2, in: 16, out: 16}
+"""
+
+
+def test_a_branch_with_when_false_is_left_out_and_one_left_is_the_branch(tmp_path: Path) -> None:
+    """MobileNetV2's inverted residual: a shortcut only where the shape stays."""
+    path = tmp_path / "o.yaml"
+    path.write_text(OPTIONAL)
+    compiled = check_file(path)
+    assert compiled.ok, compiled.diagnostics
+    assert [(layer.path, layer.layer.type) for layer in compiled.layers] == [
+        ("a.conv", "conv"),
+        ("a.add0", "add"),
+        ("b.conv", "conv"),  # no shortcut: the block is its body alone, named as it would be with one
+        ("c.0.conv", "conv"),
+        ("c.0.add0", "add"),
+        ("c.1.conv", "conv"),
+        ("c.1.add0", "add"),
+    ]
+    torch = pytest.importorskip("torch")
+    from cnnforge.builder import build
+
+    model = build(compiled).eval()
+    x = torch.randn(1, 8, 16, 16)
+    with torch.no_grad():
+        a = model.a.conv(x) + x
+        b = model.b.conv(a)
+        c0 = model.c[0].conv(b) + b
+        expected = model.c[1].conv(c0) + c0
+        assert torch.equal(model(x), expected)
+
+
+@pytest.mark.parametrize(
+    ("branches", "message"),
+    [
+        (
+            "{body: {when: false, layers: [{type: relu}]}, shortcut: {when: false, layers: []}}",
+            "every branch of this add has 'when' false: none is left",
+        ),
+        ("{body: [{type: relu}], shortcut: {when: '${nope}', layers: []}}", "unknown parameter 'nope'"),
+        ("{body: [{type: relu}], shortcut: {layers: [], if: true}}", "branch 'shortcut': expected a list of layers"),
+        ("{body: [{type: relu}], shortcut: {when: 3.5, layers: []}}", "'when': expected true/false"),
+    ],
+)
+def test_optional_branch_mistakes_are_said(branches: str, message: str, tmp_path: Path) -> None:
+    text = f"name: o\ninput: [4, 8, 8]\nlayers:\n  - {{type: add, branches: {branches}}}\n"
+    found = errors(text, tmp_path)
+    assert found and message in found[0], found

@@ -34,6 +34,16 @@ def test_readme_check_output_is_what_check_prints() -> None:
     assert run.stdout == shown
 
 
+def test_readme_check_of_some_shipped_specs_is_what_check_prints() -> None:
+    command, shown = re.search(
+        r"```console\n\$ cnnforge check (architectures/\S+\.yaml(?: \S+)*)\n(.*?)```", DOCS, re.S
+    ).groups()
+    run = subprocess.run(
+        [sys.executable, "-m", "cnnforge", "check", *command.split()], cwd=ROOT, capture_output=True, text=True
+    )
+    assert (run.returncode, run.stdout) == (0, shown)
+
+
 def test_readme_error_examples_are_what_check_prints(tmp_path: Path) -> None:
     lenet = (ROOT / "architectures" / "lenet.yaml").read_text()
     typo = lenet.replace("shape: [6, 16, 5, 5]", "shape: [16, 16, 5, 5]").replace("  - {type: flatten}\n", "")

@@ -325,6 +325,9 @@ GRAPH_ACCEPTED = {
     "      - {type: conv, shape: ['${c}', '${c}', '${k}', '${k}'], padding: '${pad}'}\n"
     "      - {type: conv, shape: '${shape}'}\n"
     "layers:\n  - {type: b, name: one, k: 1, pad: 0}\n  - {type: b, shape: [2, 2, 3, 3], repeat: 2, first: {c: 2}}\n",
+    "optional_branch": TWO + "params: {stride: 2}\nlayers:\n  - type: add\n    branches:\n"
+    "      body: [{type: conv, shape: [2, 2, 3, 3], padding: 1, stride: '${stride}'}]\n"
+    "      shortcut: {when: '${stride == 1}', layers: []}\n",
 }
 GRAPH_MISTAKES = {  # YAML text -> (the path, and a word of the message, that check-jsonschema gives)
     "branch_conv_unknown_key": (
@@ -333,6 +336,11 @@ GRAPH_MISTAKES = {  # YAML text -> (the path, and a word of the message, that ch
         "layers:\n  - {type: b}\n",
         "$.blocks.b.layers[0].branches.x[0]",
         "'strides' was unexpected",
+    ),
+    "optional_branch_unknown_key": (
+        TWO + "layers:\n  - {type: add, branches: {a: [], b: {layers: [], if: true}}}\n",
+        "$.layers[0].branches.b",
+        "'if' was unexpected",
     ),
     "branches_not_a_mapping": (
         TWO + "layers:\n  - {type: add, branches: [[], [{type: relu}]]}\n",

@@ -1,6 +1,6 @@
-"""Graph specs against torchvision as the oracle: the shipped ResNets (and ResNeXt and Wide ResNet through their
-parameters) and a DenseNet block hold torchvision's weights by position and compute its outputs; their modules
-are named as the spec names them; and torch.compile traces a built graph whole."""
+"""Graph specs against torchvision as the oracle: the shipped ResNets (their other depths, ResNeXt and Wide ResNet
+through their parameters) and a DenseNet block hold torchvision's weights by position and compute its outputs;
+their modules are named as the spec names them; and torch.compile traces a built graph whole."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ DENSE_BLOCK = Path(__file__).resolve().parent / "data" / "dense-block.yaml"
 # torchvision model -> (the shipped spec that describes it, with these --set bindings)
 RESNETS = {
     "resnet18": ("resnet18", {}),
+    "resnet34": ("resnet18", {"depth": 34}),
     "resnet50": ("resnet50", {}),
+    "resnet101": ("resnet50", {"depth": 101}),
+    "resnet152": ("resnet50", {"depth": 152}),
     "resnext50_32x4d": ("resnet50", {"groups": 32, "width_per_group": 4}),
     "wide_resnet50_2": ("resnet50", {"width_per_group": 128}),
 }

@@ -13,19 +13,23 @@
 As in Python, `a if condition else b` evaluates only the branch it takes. `${name}` alone stands for the
 parameter's value of any kind (a number, true/false, a word); every other
 expression works on numbers (and true/false, from comparisons) and gives one. Integers stay integers, as in
-Python: `/` (and a decimal such as 0.1) gives a decimal, which a field taking an integer refuses; `//` floors.
+Python: `/` (and a decimal such as 0.1) gives a decimal, which a field taking an integer refuses; `//` floors;
+`int()` truncates a decimal to an integer and `round()` rounds it, halves to even (a width multiplier's channels:
+`${int(round(c * width / 8)) * 8}`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 MAX_MAGNITUDE = 2**62  # results past this are refused: no network needs them, and they grow without bound
 MAX_NESTING = 32  # parentheses and calls inside each other
-FUNCTIONS: dict[str, Callable[..., Number]] = {"min": min, "max": max}
 Number = int | float
+FUNCTIONS: dict[str, Callable[..., Number]] = {"min": min, "max": max, "int": int, "round": round}
+ARITY = {"min": (2, None), "max": (2, None), "int": (1, 1), "round": (1, 1)}  # (least, most) arguments
 EXPRESSION = re.compile(r"^\$\{(.*)\}$", re.DOTALL)
 _WORDS = frozenset({"and", "or", "not", "true", "false", "if", "else"})
 _NUMBER = re.compile(r"^(?:\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)$")
@@ -68,18 +72,36 @@ def evaluate(value: str, scope: Mapping[str, Any], describe: Callable[[str], str
     """
     match = EXPRESSION.match(value)
     assert match is not None
-    return _Parser(match[1], scope, describe).parse()
+    parser = _parsed(match[1])
+    if isinstance(parser, ExprError):
+        raise ExprError(parser.message, parser.offset)
+    parser.scope, parser.describe = scope, describe  # read by the thunks as they run, one evaluation at a time
+    try:
+        return parser.root()
+    finally:
+        parser.scope, parser.describe = {}, None
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> _Parser | ExprError:
+    """The text between the braces parsed once, however often a block's or a repetition's values use it."""
+    try:
+        return _Parser(text)
+    except ExprError as error:
+        return error
 
 
 Thunk = Callable[[], Any]  # a parsed expression: evaluating it may raise ExprError
 
 
 class _Parser:
-    """Parses the text between the braces into a thunk, then evaluates it: a conditional evaluates only the
-    branch it takes, as Python does (`${c // n if n > 0 else c}`)."""
+    """Parses the text between the braces into a thunk, `root`, which evaluates it in `scope`: a conditional
+    evaluates only the branch it takes, as Python does (`${c // n if n > 0 else c}`)."""
 
-    def __init__(self, text: str, scope: Mapping[str, Any], describe: Callable[[str], str] | None) -> None:
-        self.text, self.scope, self.describe = text, scope, describe
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.scope: Mapping[str, Any] = {}
+        self.describe: Callable[[str], str] | None = None
         self.tokens: list[tuple[str, int]] = []  # (token, offset)
         position = 0
         while position < len(text):
@@ -95,18 +117,19 @@ class _Parser:
             position = match.end()
         self.at = 0
         self.depth = 0
+        self.root = self._parse()
 
-    def parse(self) -> Any:
+    def _parse(self) -> Thunk:
         if not self.tokens:
             raise ExprError("empty expression: write a parameter's name or an arithmetic expression", 0)
         token = self.tokens[0][0]
         if len(self.tokens) == 1 and self._name(token) and token not in _WORDS:  # `${name}`: the value as it is
-            return self._lookup(*self.tokens[0])
+            return lambda: self._lookup(*self.tokens[0])
         result = self._conditional()
         if self.at < len(self.tokens):
             token, offset = self.tokens[self.at]
             raise ExprError(f"unexpected {token!r}", offset)
-        return result()
+        return result
 
     # -- the grammar, one method per rule; each returns a thunk ---------------------------------------------
 
@@ -221,8 +244,12 @@ class _Parser:
             while self._take(","):
                 arguments.append(self._conditional())
         self._expect(")", f"to close {function}(")
-        if len(arguments) < 2:
-            raise ExprError(f"{function}() takes two or more numbers, found {len(arguments)}", offset)
+        least, most = ARITY[function]
+        if len(arguments) < least or (most is not None and len(arguments) > most):
+            wanted = "one number" if most == 1 else "two or more numbers"
+            raise ExprError(f"{function}() takes {wanted}, found {len(arguments)}", offset)
+        if most == 1:  # int() truncates toward zero, round() to the nearest, halves to even: Python's
+            return lambda: self._bound(FUNCTIONS[function](self._number(arguments[0](), offset)), offset)
         return lambda: FUNCTIONS[function]([self._number(argument(), offset) for argument in arguments])
 
     # -- helpers ---------------------------------------------------------------------------------------------

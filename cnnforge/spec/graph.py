@@ -226,11 +226,13 @@ class Expander:
                 if self.nodes > MAX_NODES:
                     raise
                 continue
-            if entry is not None:
+            if isinstance(entry, list):  # a merge left with one branch: that branch's layers
+                entries += entry
+            elif entry is not None:
                 entries.append(entry)
         return entries
 
-    def _item(self, item: Any, where: Path, scope: _Scope, names: _Names, depth: int) -> Entry | None:
+    def _item(self, item: Any, where: Path, scope: _Scope, names: _Names, depth: int) -> Entry | list[Entry] | None:
         index = names.count
         names.count += 1
         if not isinstance(item, dict):
@@ -294,7 +296,8 @@ class Expander:
         numbered from 1), as a block holding only the merge would be, so each repetition has its own names."""
         group = Group(path[-1], path, where, scope.uses, index, None, "sequence")
         names = _Names(path, count=1)
-        group.entries = [self._one(item, where, scope, names, depth + 2, 0, f"{item['type']}0", moved)]
+        entry = self._one(item, where, scope, names, depth + 2, 0, f"{item['type']}0", moved)
+        group.entries = entry if isinstance(entry, list) else [entry]
         self._count(where, scope)
         return group
 
@@ -308,7 +311,7 @@ class Expander:
         index: int,
         name: str,
         moved: dict[str, Path],
-    ) -> Entry:
+    ) -> Entry | list[Entry]:
         kind = item.get("type")
         duplicate = self._claim(names, name, index)
         path = (*names.path, name)
@@ -340,7 +343,10 @@ class Expander:
         index: int,
         name: str,
         duplicate: int | None,
-    ) -> Merge:
+    ) -> Merge | list[Entry]:
+        """A merge of its branches; a branch `{when: ..., layers: [...]}` whose condition is false is left out,
+        and a merge left with one branch is that branch's layers (a residual connection only where the shape
+        stays: `shortcut: {when: '${stride == 1 and in == out}', layers: []}`)."""
         op = item["type"]
         self._keys(item, where, {"branches"}, op, scope)
         branches = item.get("branches")
@@ -354,12 +360,28 @@ class Expander:
             )
             raise _Failed
         merge = Merge(name, (*names.path, name), where, scope.uses, index, duplicate, op)
+        dropped = False
         for label, branch in branches.items():
             at = (*where, "branches", label)
+            if isinstance(branch, dict) and set(branch) <= {"when", "layers"} and "layers" in branch:
+                if "when" in branch and not self._truth(branch["when"], (*at, "when"), scope):
+                    dropped = True
+                    continue
+                branch, at = branch["layers"], (*at, "layers")
             if not isinstance(branch, list):
-                self._error(at, f"branch '{label}': expected a list of layers ([] for the input itself)", scope)
+                self._error(
+                    at,
+                    f"branch '{label}': expected a list of layers ([] for the input itself), or "
+                    "{when: '${...}', layers: [...]} for a branch that is there only when the condition holds",
+                    scope,
+                )
                 raise _Failed
             merge.branches.append((str(label), self._sequence(branch, at, scope, names, depth + 1)))
+        if dropped and len(merge.branches) == 1:
+            return merge.branches[0][1]
+        if not merge.branches:
+            self._error((*where, "branches"), f"every branch of this {op} has 'when' false: none is left", scope)
+            raise _Failed
         self._count(where, scope)
         return merge
 

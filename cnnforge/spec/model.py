@@ -13,6 +13,22 @@ from ..layers.fields import Ints
 EXTENDING = ("extends", "name", "description", "params")  # all a spec that extends another says (spec.read)
 
 
+Scalar = int | float | bool | str
+
+
+class Parameter(BaseModel):
+    """A parameter with the values it may take: `depth: {default: 16, choices: [11, 13, 16, 19]}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    default: Scalar
+    """Its value unless one is bound from outside (a '${...}' expression may use the parameters before it)."""
+    choices: Annotated[list[Scalar], Field(min_length=1)] | None = None
+    """The values it may take; any other, bound from outside or by a spec that extends this one, is an error."""
+    description: str | None = None
+    """What it is for."""
+
+
 class SpecBase(BaseModel):
     """One network: a name, the shape of one input sample, and its layers in order."""
 
@@ -22,9 +38,10 @@ class SpecBase(BaseModel):
     """The network's name."""
     description: str | None = None
     """Free text about the network."""
-    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], int | float | bool | str] | None = None
+    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Scalar | Parameter] | None = None
     """Parameters with their defaults, used anywhere as `${name}` and settable from outside the file
-    (e.g. `params: {classes: 1000}` and `shape: [4096, '${classes}']`)."""
+    (e.g. `params: {classes: 1000}` and `shape: [4096, '${classes}']`). A default may be an expression over the
+    parameters before it; `{default: 16, choices: [11, 13, 16, 19]}` limits the values a parameter takes."""
     input: Ints("C", "H", "W", description="One input sample: [C, H, W], positive integers.")
     blocks: dict[str, Any] | None = None
     """Reusable blocks: each with its `params` (and their defaults) and its `layers`, used as a layer whose

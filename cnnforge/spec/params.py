@@ -25,10 +25,70 @@ class ParamError(Exception):
         self.message, self.path = message, path
 
 
+DECLARATION = frozenset({"default", "choices", "description"})  # a parameter written as a mapping
+
+
 def declared(data: Any) -> dict[str, Any]:
-    """The parameters a spec's data declares, with their defaults."""
+    """The parameters a spec's data declares, with their defaults (as written: a default may be an expression
+    over the parameters before it)."""
     params = data.get("params") if isinstance(data, dict) else None
-    return dict(params) if isinstance(params, dict) else {}
+    if not isinstance(params, dict):
+        return {}
+    return {name: _default(value) for name, value in params.items()}
+
+
+def _default(value: Any) -> Any:
+    return value.get("default") if isinstance(value, dict) else value
+
+
+def resolve(data: Any, bindings: Mapping[str, Value] | None = None) -> dict[str, Value]:
+    """Every declared parameter's value: bound from outside, else its default, which may use the parameters
+    declared before it (`width: '${planes * 4}'`); a parameter with `choices` takes one of them.
+
+    >>> resolve({"params": {"depth": {"default": 16, "choices": [11, 16]}, "half": "${depth // 2}"}}, {"depth": 11})
+    {'depth': 11, 'half': 5}
+    """
+    params = data.get("params") if isinstance(data, dict) else None
+    values: dict[str, Value] = {}
+    for name, written in (params if isinstance(params, dict) else {}).items():
+        at: Path = ("params", name)
+        choices = None
+        if isinstance(written, dict):
+            unknown = sorted(set(map(str, written)) - DECLARATION)
+            if unknown or "default" not in written:
+                why = f"unknown key '{unknown[0]}'" if unknown else "no default"
+                raise ParamError(
+                    f"parameter '{name}': {why}; a parameter is a value, or {{default: value, choices: [...], "
+                    "description: text}",
+                    at,
+                )
+            choices = written.get("choices")
+            if choices is not None and (
+                not isinstance(choices, list) or not choices or not all(isinstance(c, Value) for c in choices)
+            ):
+                raise ParamError(f"parameter '{name}': 'choices' is a list of the values it may take", (*at, "choices"))
+            written, at = written["default"], (*at, "default")
+        if name in (bindings or {}):
+            value = bindings[name]  # type: ignore[index]
+        elif is_expression(written):
+            known = f"declared before it: {', '.join(values) or 'none'}"
+            try:
+                value = evaluate(written, values, lambda _, known=known: known)
+            except ExprError as error:
+                raise ParamError(error.message, at) from None
+        else:
+            value = written
+        if not isinstance(value, Value) or value is None:
+            raise ParamError(f"parameter '{name}' must be a number, true/false or a string", at)
+        if choices is not None and not any(value == c and type(value) is type(c) for c in choices):
+            shown = ", ".join(_word(c) for c in choices)
+            raise ParamError(f"parameter '{name}' is one of {shown}; found {_word(value)}", ("params", name))
+        values[name] = value
+    return values
+
+
+def _word(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> Source:
@@ -40,16 +100,13 @@ def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> S
     [1, 2, 8]
     """
     params = declared(source.data)
-    for name, value in params.items():
-        if not isinstance(value, Value) or value is None:
-            raise ParamError(f"parameter '{name}' must be a number, true/false or a string", ("params", name))
     for name in bindings or {}:
         if name not in params:
             known = ", ".join(params) or "none"
             raise ParamError(
                 f"cannot set parameter '{name}': the spec declares no such parameter (declared: {known})", ("params",)
             )
-    values = {**params, **(bindings or {})}
+    values = resolve(source.data, bindings)
 
     def replace(value: Any, path: Path) -> Any:
         if isinstance(value, dict):  # the layers and blocks are the graph's to read: spec.graph.Expander
@@ -70,4 +127,7 @@ def substitute(source: Source, bindings: Mapping[str, Value] | None = None) -> S
                 raise ParamError(error.message, path) from None
         return value
 
-    return dataclasses.replace(source, data=replace(source.data, ()))
+    data = replace(source.data, ())
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data["params"] = values  # resolved: what the layers and blocks read
+    return dataclasses.replace(source, data=data)

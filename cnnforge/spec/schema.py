@@ -209,8 +209,17 @@ def _entries(names: dict[str, str], suffix: str, blocks: bool) -> dict[str, dict
                 "branches": {
                     "type": "object",
                     "description": "Branches by label, e.g. {body: [...], shortcut: []}, each a list of layers "
-                    "applied to the same input ([] for the input itself).",
-                    "additionalProperties": {"$ref": f"#/$defs/{branch}"},
+                    "applied to the same input ([] for the input itself), or {when: '${...}', layers: [...]} for a "
+                    "branch that is there only when the condition holds (a merge left with one branch is it).",
+                    "additionalProperties": {  # if/then/else, not anyOf: a mistake is said inside its branch
+                        "if": {"type": "object"},
+                        "then": {
+                            "properties": {"when": {"$ref": "#/$defs/When"}, "layers": {"$ref": f"#/$defs/{branch}"}},
+                            "required": ["layers"],
+                            "additionalProperties": False,
+                        },
+                        "else": {"$ref": f"#/$defs/{branch}"},
+                    },
                 },
                 "first": _first({"branches": {"$ref": f"#/$defs/{merge}/properties/branches"}}),
             },

@@ -21,6 +21,8 @@ def shipped() -> dict[str, Path]:
 def local(cwd: Path | None = None) -> dict[str, Path]:
     """The specs in ./architectures/ (of `cwd`), by name: what `arch=NAME` takes before a shipped spec."""
     folder = (cwd or Path.cwd()) / "architectures"
+    if folder.resolve() == SHIPPED.resolve():  # cnnforge's own checkout: these are the shipped specs
+        return {}
     found = sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and p.is_file())
     return {path.stem: path for path in reversed(found)}  # NAME.yaml before NAME.yml, as `resolve` takes them
 
