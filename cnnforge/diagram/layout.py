@@ -355,22 +355,22 @@ def _wrap(items: list[Element], max_width: float, lead: bool = False, pad: float
         return placed
     if max_width <= 0.0:
         return _rows(items, 0.0, lead, pad)
-    counts = [math.ceil(length / max_width) for length in lengths]
-    limit = min(length / count for length, count in zip(lengths, counts, strict=True))
-    while len(placed := _rows(items, limit, lead, pad)) > sum(counts) and limit < max_width:
+    rows = len(_rows(items, max_width, lead, pad))  # the fewest; fewer the wider, so the narrowest that many
+    limit = min(lengths) / rows
+    while len(placed := _rows(items, limit, lead, pad)) > rows:
         limit = min(limit * 1.05, max_width)
     return placed
 
 
 def _page(rows: Callable[[float], Placed], least: float) -> Placed:
-    """The rows laid out `rows(width)` at the narrowest width, from `least` up, at which they are no taller than
-    a portrait page (as A4, its height sqrt(2) times its width): a graph's forks and frames are tall, and wrapped
-    as narrowly as a chain's stages they make a strip."""
+    """The rows laid out `rows(width)` at the narrowest width, from `least` up, at which they are drawn no taller
+    than a portrait page (as A4, its height sqrt(2) times its width): a graph's forks and frames are tall, and
+    wrapped as narrowly as a chain's stages they make a strip."""
     total = rows(math.inf).width  # one row: wider than this, nothing changes
     width = least
     while width < total:
         placed = rows(width)
-        if placed.top - placed.bottom <= PAGE * (width + 2 * MARGIN):
+        if placed.top - placed.bottom <= PAGE * (placed.width + 2 * MARGIN):  # as drawn: even rows are narrower
             return placed
         width *= 1.05
     return rows(total)
