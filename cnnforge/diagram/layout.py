@@ -320,8 +320,8 @@ def layout(parts: list[Part], title: str, measure: Measure, max_width: float = M
     graph's rows (and frames wider than them) as wide as makes the drawing no taller than a portrait page."""
     side = unit([part for part in flat(parts) if isinstance(part, Stage)])
 
-    def rows(width: float) -> Placed:  # a frame at a row's start must fit in it, after the arrow into it
-        return _stack(_wrap([_element(part, side, measure, width - MIN_GAP) for part in parts], width))
+    def rows(width: float) -> Placed:
+        return _stack(_wrap(_items(parts, side, measure, width), width))
 
     placed = rows(max_width)
     if placed.boxes or placed.joins:
@@ -400,6 +400,24 @@ def _stack(rows: list[list[Element]]) -> Placed:
     last = rows[-1][-1]
     stack.end, stack.end_y = _exit(last), last.end_y if isinstance(last, Placed) else y
     return stack
+
+
+def _items(
+    parts: list[Part], side: float, measure: Measure, width: float, lead: bool = False, pad: float = 0.0
+) -> list[Element]:
+    """The parts laid out for rows `width` wide (from x=0, as `_rows` places them): a frame wider than a row wraps
+    in a row of its own, or in what is left of the row before it when that is at least half a row (torchvision's
+    `features` beside the input)."""
+    items: list[Element] = []
+    for part in parts:
+        item = _element(part, side, measure, width - MIN_GAP - pad)  # a row's first, after the arrow into it
+        if isinstance(item, Placed) and item.wraps and items:
+            last = _rows(items, width, lead, pad)[-1][-1]
+            left = width - (last.right + MIN_GAP)
+            if not (isinstance(last, Placed) and last.wraps) and left >= width / 2:
+                item = _element(part, side, measure, left)
+        items.append(item)
+    return items
 
 
 def _element(part: Part, side: float, measure: Measure, limit: float = math.inf) -> Element:
@@ -515,8 +533,7 @@ def _lane(parts: list[Part], side: float, measure: Measure, pad: float, limit: f
     """A branch or a frame's contents from x=0, a line leading into its first part, its first row around y=0: in
     one row, or in rows at most `limit` wide."""
     room = limit - ARROW  # a row that goes on below ends in an arrow
-    items = [_element(part, side, measure, room - MIN_GAP - pad) for part in parts]
-    return _stack(_wrap(items, room, lead=True, pad=pad))
+    return _stack(_wrap(_items(parts, side, measure, room, True, pad), room, lead=True, pad=pad))
 
 
 def _fork(fork: Fork, side: float, measure: Measure) -> Placed:
