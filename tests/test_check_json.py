@@ -40,7 +40,11 @@ def test_json_lists_every_diagnostic_with_its_place(tmp_path: Path) -> None:
 
 def test_json_for_clean_files_and_file_level_errors(tmp_path: Path) -> None:
     code, report = check_json("architectures/", cwd=ROOT)
-    assert code == 0 and report["diagnostics"] == [] and all(f["ok"] for f in report["files"])
+    assert code == 0 and all(f["ok"] for f in report["files"])
+    # the one warning: torchvision's SqueezeNet strides past the input's last row and column, and so does the spec
+    assert [(d["file"], d["severity"]) for d in report["diagnostics"]] == [
+        ("architectures/squeezenet1_1.yaml", "warning")
+    ]
     (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
     code, report = check_json("broken.yaml", cwd=tmp_path)
     (problem,) = report["diagnostics"]

@@ -74,3 +74,15 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     text = _replace(_replace(DOC.read_text(), "gallery", gallery()), "variants", variants())
     DOC.write_text(text)
+
+
+def test_the_docs_choice_example_is_what_check_prints() -> None:
+    import subprocess
+
+    text = (DOC.parent / "spec-format.md").read_text()
+    command, shown = re.search(
+        r"\$ (cnnforge check architectures/vgg16\.yaml --set depth=12)\n(.*?)```", text, re.S
+    ).groups()
+    root = DOC.parent.parent
+    run = subprocess.run([sys.executable, "-m", *command.split()], cwd=root, capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (1, shown)

@@ -44,25 +44,6 @@ FAMILIES: dict[str, tuple[str, dict]] = {
         "convnext_tiny",
     )
 }
-# EfficientNet B1-B7: input size, dropout, batch norm eps and momentum, stem channels, stage channels, stage depths
-EFFICIENTNET_KEYS = (
-    "size",
-    "dropout",
-    "eps",
-    "momentum",
-    "stem",
-    *(f"c{i}" for i in range(1, 8)),
-    *(f"n{i}" for i in range(1, 8)),
-)
-EFFICIENTNETS = {
-    1: (240, 0.2, 1e-5, 0.1, 32, 16, 24, 40, 80, 112, 192, 320, 2, 3, 3, 4, 4, 5, 2),
-    2: (288, 0.3, 1e-5, 0.1, 32, 16, 24, 48, 88, 120, 208, 352, 2, 3, 3, 4, 4, 5, 2),
-    3: (300, 0.3, 1e-5, 0.1, 40, 24, 32, 48, 96, 136, 232, 384, 2, 3, 3, 5, 5, 6, 2),
-    4: (380, 0.4, 1e-5, 0.1, 48, 24, 32, 56, 112, 160, 272, 448, 2, 4, 4, 6, 6, 8, 2),
-    5: (456, 0.4, 1e-3, 0.01, 48, 24, 40, 64, 128, 176, 304, 512, 3, 5, 5, 7, 7, 9, 3),
-    6: (528, 0.5, 1e-3, 0.01, 56, 32, 40, 72, 144, 200, 344, 576, 3, 6, 6, 8, 8, 11, 3),
-    7: (600, 0.5, 1e-3, 0.01, 64, 32, 48, 80, 160, 224, 384, 640, 4, 7, 7, 10, 10, 13, 4),
-}
 REGNETS = {  # torchvision's BlockParams of each: stage widths, stage depths, group width, squeeze-and-excitation
     "regnet_y_800mf": ((64, 144, 320, 784), (1, 3, 8, 2), 16, True),
     "regnet_y_1_6gf": ((48, 120, 336, 888), (2, 6, 17, 2), 24, True),
@@ -79,23 +60,30 @@ REGNETS = {  # torchvision's BlockParams of each: stage widths, stage depths, gr
     "regnet_x_16gf": ((256, 512, 896, 2048), (2, 6, 13, 1), 128, False),
     "regnet_x_32gf": ((336, 672, 1344, 2520), (2, 7, 13, 1), 168, False),
 }
+EFFICIENTNETS = {  # efficientnet_b0.yaml's table: input size, dropout, batch norm eps and momentum, channels, depths
+    "efficientnet_b1": (240, 0.2, 1e-5, 0.1, (32, 16, 24, 40, 80, 112, 192, 320), (2, 3, 3, 4, 4, 5, 2)),
+    "efficientnet_b2": (288, 0.3, 1e-5, 0.1, (32, 16, 24, 48, 88, 120, 208, 352), (2, 3, 3, 4, 4, 5, 2)),
+    "efficientnet_b3": (300, 0.3, 1e-5, 0.1, (40, 24, 32, 48, 96, 136, 232, 384), (2, 3, 3, 5, 5, 6, 2)),
+    "efficientnet_b4": (380, 0.4, 1e-5, 0.1, (48, 24, 32, 56, 112, 160, 272, 448), (2, 4, 4, 6, 6, 8, 2)),
+    "efficientnet_b5": (456, 0.4, 1e-3, 0.01, (48, 24, 40, 64, 128, 176, 304, 512), (3, 5, 5, 7, 7, 9, 3)),
+    "efficientnet_b6": (528, 0.5, 1e-3, 0.01, (56, 32, 40, 72, 144, 200, 344, 576), (3, 6, 6, 8, 8, 11, 3)),
+    "efficientnet_b7": (600, 0.5, 1e-3, 0.01, (64, 32, 48, 80, 160, 224, 384, 640), (4, 7, 7, 10, 10, 13, 4)),
+}
 VARIANTS: dict[str, tuple[str, dict]] = {
     **{f"vgg{d}": ("vgg16", {"depth": d}) for d in (11, 13, 19)},
     **{f"vgg{d}_bn": ("vgg16", {"depth": d, "batch_norm": True}) for d in (11, 13, 19)},
     **{f"densenet{d}": ("densenet121", {"depth": d}) for d in (161, 169, 201)},
     "resnet34": ("resnet18", {"depth": 34}),
-    "resnet101": ("resnet50", {"depth": 101}),
-    "resnet152": ("resnet50", {"depth": 152}),
+    **{f"resnet{d}": ("resnet50", {"depth": d}) for d in (101, 152)},
     "resnext101_32x8d": ("resnet50", {"depth": 101, "groups": 32, "width_per_group": 8}),
     "wide_resnet101_2": ("resnet50", {"depth": 101, "width_per_group": 128}),
     "convnext_small": ("convnext_tiny", {"stage3_depth": 27, "stochastic_depth_prob": 0.4}),
     "convnext_base": ("convnext_tiny", {"width": 128, "stage3_depth": 27, "stochastic_depth_prob": 0.5}),
     "convnext_large": ("convnext_tiny", {"width": 192, "stage3_depth": 27, "stochastic_depth_prob": 0.5}),
-    **{
-        f"efficientnet_b{n}": ("efficientnet_b0", dict(zip(EFFICIENTNET_KEYS, values, strict=True)))
-        for n, values in EFFICIENTNETS.items()
-    },
     "squeezenet1_0": ("squeezenet1_1", {"version": 1.0}),
+    "mnasnet0_5": ("mnasnet1_0", {"alpha": 0.5}),
+    "mnasnet0_75": ("mnasnet1_0", {"alpha": 0.75}),
+    "mnasnet1_3": ("mnasnet1_0", {"alpha": 1.3}),
     "shufflenet_v2_x0_5": ("shufflenet_v2_x1_0", {"width": 48}),
     "shufflenet_v2_x1_5": ("shufflenet_v2_x1_0", {"width": 176}),
     "shufflenet_v2_x2_0": ("shufflenet_v2_x1_0", {"width": 244, "last": 2048}),
@@ -110,6 +98,17 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             },
         )
         for name, (widths, depths, group, se) in REGNETS.items()
+    },
+    **{
+        name: (
+            "efficientnet_b0",
+            {
+                **{"size": size, "dropout": dropout, "eps": eps, "momentum": momentum},
+                **dict(zip(("stem", "c1", "c2", "c3", "c4", "c5", "c6", "c7"), channels, strict=True)),
+                **{f"n{i + 1}": n for i, n in enumerate(depths)},
+            },
+        )
+        for name, (size, dropout, eps, momentum, channels, depths) in EFFICIENTNETS.items()
     },
 }
 # torchvision's GoogLeNet and Inception v3 without their auxiliary classifiers and input transform, as shipped

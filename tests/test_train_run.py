@@ -17,8 +17,6 @@ from train_helpers import Run, app_folder, cnnforge, read_metrics, run_dirs, tra
 from cnnforge.builder import build
 from cnnforge.cli import main
 from cnnforge.compiler import check_file
-from cnnforge.spec import params
-from cnnforge.spec.source import parse
 from cnnforge.train import archs, checkpoint, metrics
 from cnnforge.train.app import CONF, RunError, prepare_run
 from cnnforge.train.settings import compose
@@ -236,7 +234,7 @@ def test_shipped_spec_on_digits(name: str, tmp_path: Path) -> None:
     """A shipped spec that declares its class count is bound to digits' 10; one that does not either has 10
     outputs or is refused with the way to fix it."""
     spec = archs.shipped()[name]
-    declared = {"classes", "num_classes"} & set(params.declared(parse(spec.read_bytes()).data))
+    declared = {"classes", "num_classes"} & set(check_file(spec).spec.params or {})  # through `extends` too
     try:
         plan = prepare_run(config(spec), DIGITS)
     except RunError as error:

@@ -114,7 +114,7 @@ def test_evaluate_reads_data_overrides_as_train_does(work: Path) -> None:
     assert "(val, 898 samples)" in half.stdout  # half of 1,797, stratified: 0.5 read as a number
     typo = cnnforge("evaluate", ckpt, "data.download=false", cwd=work)
     assert typo.returncode == 2
-    assert typo.stderr == "cnnforge evaluate: data.download: unknown key (known: name, root, val_fraction)\n"
+    assert typo.stderr == "cnnforge evaluate: data.download: unknown key (known: name, normalize, root, val_fraction)\n"
 
 
 # -- both Hydra lines, warnings as errors ------------------------------------------------------------------------
