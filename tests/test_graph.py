@@ -91,7 +91,7 @@ def test_conditions_and_plain_names(text: str, value: object) -> None:
         ("${(a + 1}", "expected ')'"),
         ("${a ** 2}", "expected a number, a name or '('"),
         ("${__import__('os')}", "unexpected character"),
-        ("${pow(a, 2)}", "unknown function 'pow' (known: min, max, int, round)"),
+        ("${pow(a, 2)}", "unknown function 'pow' (known: min, max, int, round, divisible)"),
         ("${min(a)}", "min() takes two or more numbers"),
         ("${int(a, b)}", "int() takes one number, found 2"),
         ("${a // (b - b)}", "division by zero"),
@@ -383,3 +383,19 @@ def test_optional_branch_mistakes_are_said(branches: str, message: str, tmp_path
     text = f"name: o\ninput: [4, 8, 8]\nlayers:\n  - {{type: add, branches: {branches}}}\n"
     found = errors(text, tmp_path)
     assert found and message in found[0], found
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)  # the first imports torchvision
+@given(st.floats(0.01, 5000, allow_nan=False), st.sampled_from([1, 4, 8, 16]))
+def test_divisible_is_torchvisions_make_divisible(value: float, divisor: int) -> None:
+    """torchvision is the oracle: MobileNet's _make_divisible and MnasNet's _round_to_multiple_of."""
+    utils = pytest.importorskip("torchvision.models._utils")
+    mnasnet = pytest.importorskip("torchvision.models.mnasnet")
+    found = evaluate("${divisible(v, d)}", {"v": value, "d": divisor})
+    assert found == utils._make_divisible(value, divisor) == mnasnet._round_to_multiple_of(value, divisor)
+    assert type(found) is int
+
+
+def test_divisible_refuses_a_divisor_of_zero() -> None:
+    with pytest.raises(ExprError, match="divisible\\(\\) takes a divisor above 0, found 0"):
+        evaluate("${divisible(32, 0)}", {})

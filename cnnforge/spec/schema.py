@@ -37,8 +37,8 @@ EXPRESSION = {
     "type": "string",
     "pattern": r"^\$\{\s*\S[\s\S]*\}$",
     "description": "An expression over the parameters in scope, e.g. '${classes}' or '${in * 2}': integers, "
-    "+ - * / // %, decimals, parentheses, min(), max(), comparisons, and/or/not; '${index}' is a repetition's number. "
-    "Quote it in YAML flow style.",
+    "+ - * / // %, decimals, parentheses, min(), max(), int(), round(), divisible(), comparisons, and/or/not; "
+    "'${index}' is a repetition's number. Quote it in YAML flow style.",
 }
 
 
