@@ -60,14 +60,14 @@ REGNETS = {  # torchvision's BlockParams of each: stage widths, stage depths, gr
     "regnet_x_16gf": ((256, 512, 896, 2048), (2, 6, 13, 1), 128, False),
     "regnet_x_32gf": ((336, 672, 1344, 2520), (2, 7, 13, 1), 168, False),
 }
-EFFICIENTNETS = {  # efficientnet_b0.yaml's table: input size, dropout, batch norm eps and momentum, channels, depths
-    "efficientnet_b1": (240, 0.2, 1e-5, 0.1, (32, 16, 24, 40, 80, 112, 192, 320), (2, 3, 3, 4, 4, 5, 2)),
-    "efficientnet_b2": (288, 0.3, 1e-5, 0.1, (32, 16, 24, 48, 88, 120, 208, 352), (2, 3, 3, 4, 4, 5, 2)),
-    "efficientnet_b3": (300, 0.3, 1e-5, 0.1, (40, 24, 32, 48, 96, 136, 232, 384), (2, 3, 3, 5, 5, 6, 2)),
-    "efficientnet_b4": (380, 0.4, 1e-5, 0.1, (48, 24, 32, 56, 112, 160, 272, 448), (2, 4, 4, 6, 6, 8, 2)),
-    "efficientnet_b5": (456, 0.4, 1e-3, 0.01, (48, 24, 40, 64, 128, 176, 304, 512), (3, 5, 5, 7, 7, 9, 3)),
-    "efficientnet_b6": (528, 0.5, 1e-3, 0.01, (56, 32, 40, 72, 144, 200, 344, 576), (3, 6, 6, 8, 8, 11, 3)),
-    "efficientnet_b7": (600, 0.5, 1e-3, 0.01, (64, 32, 48, 80, 160, 224, 384, 640), (4, 7, 7, 10, 10, 13, 4)),
+EFFICIENTNETS = {  # width and depth multipliers, input size, dropout (B5-B7 also: batch norm eps 1e-3, momentum 0.01)
+    "efficientnet_b1": (1.0, 1.1, 240, 0.2),
+    "efficientnet_b2": (1.1, 1.2, 288, 0.3),
+    "efficientnet_b3": (1.2, 1.4, 300, 0.3),
+    "efficientnet_b4": (1.4, 1.8, 380, 0.4),
+    "efficientnet_b5": (1.6, 2.2, 456, 0.4),
+    "efficientnet_b6": (1.8, 2.6, 528, 0.5),
+    "efficientnet_b7": (2.0, 3.1, 600, 0.5),
 }
 VARIANTS: dict[str, tuple[str, dict]] = {
     **{f"vgg{d}": ("vgg16", {"depth": d}) for d in (11, 13, 19)},
@@ -103,12 +103,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         name: (
             "efficientnet_b0",
             {
-                **{"size": size, "dropout": dropout, "eps": eps, "momentum": momentum},
-                **dict(zip(("stem", "c1", "c2", "c3", "c4", "c5", "c6", "c7"), channels, strict=True)),
-                **{f"n{i + 1}": n for i, n in enumerate(depths)},
+                "width": width,
+                "depth": depth,
+                "size": size,
+                "dropout": dropout,
+                **({"eps": 1e-3, "momentum": 0.01} if name >= "efficientnet_b5" else {}),
             },
         )
-        for name, (size, dropout, eps, momentum, channels, depths) in EFFICIENTNETS.items()
+        for name, (width, depth, size, dropout) in EFFICIENTNETS.items()
     },
 }
 # torchvision's GoogLeNet and Inception v3 without their auxiliary classifiers and input transform, as shipped
