@@ -161,3 +161,10 @@ def test_an_extended_file_that_is_not_a_regular_file_is_refused_without_waiting(
         "(pipe.yaml)"  # the folder before it is left out by errors()
     ]
     assert errors(folder / "deeper.yaml")[0].startswith("deeper.yaml:1:1: error: extends loop.yaml: cannot read file")
+
+
+def test_an_extended_file_that_does_not_parse_is_said_at_its_own_line(folder: Path) -> None:
+    (folder / "broken.yaml").write_text("name: b\nparams: {classes: 10\n")
+    (folder / "deep.yaml").write_text("extends: broken.yaml\nparams: {classes: 3}\n")
+    (found,) = errors(folder / "deep.yaml")
+    assert found.startswith("broken.yaml:2:9: error: "), found

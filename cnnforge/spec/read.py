@@ -37,8 +37,6 @@ class Loaded:
     """The spec's text standing alone: with `bindings`, read_text(text) gives this spec again (for a spec that
     extends another, the other's text, with the parameters it sets among the bindings)."""
     bindings: dict[str, Value] = field(default_factory=dict)
-    extended_by: str | None = None
-    """The file that extends `file`, when the spec was read through one; its name and description are the spec's."""
 
 
 def read(path: str | Path, bindings: Mapping[str, Value] | None = None, _chain: tuple[str, ...] = ()) -> Loaded:
@@ -60,20 +58,19 @@ def _raw(path: str | Path) -> bytes | Diagnostic:
         return Diagnostic(str(path), f"cannot read file: {error.strerror or error}")
 
 
-def _declares(raw: bytes, file: str, depth: int = 0) -> dict[str, Any] | None:
-    """The parameters the spec in `raw` declares, through the specs it extends; None when that cannot be read
-    (reading the spec itself says why)."""
-    try:
-        data = parse(raw).data
-    except SourceError:
-        return None
+def _declares(data: Any, file: str, depth: int = 0) -> dict[str, Any] | None:
+    """The parameters the spec `data` (read from `file`) declares, through the specs it extends; None when that
+    cannot be read (reading the spec itself says why)."""
     base = data.get("extends") if isinstance(data, dict) else None
     if not isinstance(base, str):
         return declared(data)
     inner = _raw(os.path.normpath(Path(file).parent / base))
     if isinstance(inner, Diagnostic) or depth >= MAX_EXTENDS:
         return None
-    return _declares(inner, os.path.normpath(Path(file).parent / base), depth + 1)
+    try:
+        return _declares(parse(inner).data, os.path.normpath(Path(file).parent / base), depth + 1)
+    except SourceError:
+        return None
 
 
 def _not_a_file(mode: int) -> str | None:
@@ -99,8 +96,15 @@ def read_text(
     except SourceError as error:
         line, column = error.position or (None, None)
         return Loaded(file, diagnostics=[Diagnostic(file, error.message, line=line, column=column)])
+    return _read_source(source, raw, file, bindings, _chain)
+
+
+def _read_source(
+    source: Source, raw: bytes | str, file: str, bindings: Mapping[str, Value] | None, chain: tuple[str, ...]
+) -> Loaded:
+    """The spec parsed from `raw`: validated, or read through the spec it extends."""
     if isinstance(source.data, dict) and "extends" in source.data:
-        return _extend(source, file, bindings or {}, _chain)
+        return _extend(source, file, bindings or {}, chain)
     loaded = validate(source, file, bindings)
     loaded.text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     loaded.bindings = dict(bindings or {})
@@ -144,18 +148,21 @@ def _extend(source: Source, file: str, bindings: Mapping[str, Value], chain: tup
     raw = _raw(base_file)
     if isinstance(raw, Diagnostic):
         return refuse(("extends",), f"extends {base}: {raw.message} ({base_file})")
-    declares = _declares(raw, base_file)
+    try:
+        based = parse(raw)
+    except SourceError:
+        return read_text(raw, base_file)  # the extended file's own error, at its place
+    declares = _declares(based.data, base_file)
     for name, value in params.items():
         if declares is not None and name not in declares:
             known = ", ".join(declares) or "none"
             return refuse(("params", name), f"{base} declares no parameter '{name}' (declared: {known})")
         if not isinstance(value, Value) or value is None:
             return refuse(("params", name), f"parameter '{name}' is set to a number, true/false or a word")
-    loaded = read_text(raw, base_file, {**params, **bindings}, (*chain, file))
+    loaded = _read_source(based, raw, base_file, {**params, **bindings}, (*chain, file))
     if loaded.spec is not None:
         own = {key: data[key] for key in ("name", "description") if key in data}
         loaded.spec = loaded.spec.model_copy(update=own)
-    loaded.extended_by = file  # the outermost, when specs extend specs
     return loaded
 
 
