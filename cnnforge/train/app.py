@@ -137,7 +137,8 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
             log.info(line)
     except DataError as error:
         raise RunError(f"{data_config_file}: {error}") from None
-    text, bindings = compiled.standalone or (Path(compiled.file).read_text(), plan.bindings)
+    assert compiled.standalone is not None  # check_file, in prepare_run, sets it
+    text, bindings = compiled.standalone
     meta = {
         "spec": {
             "name": compiled.spec.name,
@@ -210,10 +211,8 @@ def normalise(prepare: Any, config: DictConfig, data: Any) -> str | None:
 
     how = config.data.get("normalize", "auto")
     channels = prepare.target[0]
-    if how == "auto":
-        how = "imagenet" if config.model.weights and channels == 3 else "data"
-        if how == "imagenet":
-            return _normalised(prepare, IMAGENET_MEAN, IMAGENET_STD, "ImageNet's, as pretrained weights expect")
+    if how == "auto" and config.model.weights and channels == 3:
+        return _normalised(prepare, IMAGENET_MEAN, IMAGENET_STD, "ImageNet's, as pretrained weights expect")
     if how == "imagenet":
         if channels != 3:
             raise RunError(
@@ -222,7 +221,7 @@ def normalise(prepare: Any, config: DictConfig, data: Any) -> str | None:
         return _normalised(prepare, IMAGENET_MEAN, IMAGENET_STD, "ImageNet's (data.normalize=imagenet)")
     if how == "none":
         return _normalised(prepare, [0.0] * channels, [1.0] * channels, "none (data.normalize=none)")
-    prepare.fit(data.train)
+    prepare.fit(data.train)  # data, or auto without weights
     return None
 
 

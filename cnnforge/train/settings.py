@@ -102,16 +102,21 @@ Normalize = Literal["auto", "data", "imagenet", "none"]
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # torchvision's pretrained weights'
 
 
-class Digits(Section):
-    name: Literal["digits"]
+class DataSection(Section):
+    """What every data option has: its name (each option's own word) and how its inputs are normalised."""
+
+    name: str
     normalize: Normalize = "auto"
+
+
+class Digits(DataSection):
+    name: Literal["digits"]
     root: str | None = None
     val_fraction: Fraction
 
 
-class Synthetic(Section):
+class Synthetic(DataSection):
     name: Literal["synthetic"]
-    normalize: Normalize = "auto"
     root: str | None = None
     shape: Annotated[list[Positive], Field(min_length=3, max_length=3)] | None
     classes: Positive
@@ -120,16 +125,14 @@ class Synthetic(Section):
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
-class Downloadable(Section):
+class Downloadable(DataSection):
     name: Literal["mnist", "fashion_mnist", "cifar10"]
-    normalize: Normalize = "auto"
     root: str
     download: bool
 
 
-class ImageFolder(Section):
+class ImageFolder(DataSection):
     name: Literal["imagefolder"]
-    normalize: Normalize = "auto"
     root: str
     val_fraction: Fraction
     memory_gb: Annotated[float, Field(ge=0)]
