@@ -12,7 +12,6 @@ the spec computes with them.
 from __future__ import annotations
 
 import fnmatch
-import pickle
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .train.checkpoint import CheckpointError, read_tensors
 
 
 class WeightsError(Exception):
@@ -134,18 +135,9 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file" if not path.exists() else f"{path}: not a regular file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "GLOBAL" in str(error):  # what torch's weights-only unpickler says of a class it will not import
-            raise WeightsError(
-                f"{path}: refused: the file holds Python objects (a pickled model?), which cnnforge never runs; "
-                "save the model's state_dict() instead"
-            ) from None
-        first = str(error).strip().partition("\n")[0]
-        raise WeightsError(f"{path}: not a weights file (UnpicklingError: {first})") from None
-    except Exception as error:  # torch raises many kinds for a file that is not one it wrote
-        first = str(error).strip().partition("\n")[0]
-        raise WeightsError(f"{path}: not a weights file ({type(error).__name__}: {first})") from None
+        state = read_tensors(path, "weights file")
+    except CheckpointError as error:
+        raise WeightsError(str(error)) from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict) and "format" in state:
         state = state["model"]  # a cnnforge checkpoint
     elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

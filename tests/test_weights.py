@@ -133,8 +133,8 @@ def test_a_modules_own_tensors_come_after_its_childrens() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("pickled", "refused: the file holds Python objects (a pickled model?), which cnnforge never runs"),
-        ("text", "not a weights file (UnpicklingError"),
+        ("pickled", "refused: the file holds Python code (a pickled object, torch.nn.modules.linear.Linear)"),
+        ("text", "not a readable weights file (not a file that torch.save wrote"),
         ("list", "not a state_dict (a mapping of names to tensors)"),
         ("empty", "not a state_dict (a mapping of names to tensors)"),
         ("fifo", "not a regular file"),

@@ -104,7 +104,7 @@ def mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) 
     return f"the file has {extra[0]}, which the spec has not" if extra else None
 
 
-def _refusal(error: Exception) -> str:
+def _refusal(error: Exception, what: str) -> str:
     """Why torch's weights-only unpickler refused a file, in one line, without torch's advice to load it
     unrestricted."""
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
@@ -113,22 +113,29 @@ def _refusal(error: Exception) -> str:
             f"refused: the file holds Python code (a pickled object, {found[1]}), which cnnforge never runs; "
             "only tensors and plain values are read"
         )
-    return "not a readable checkpoint (not a file that torch.save wrote, or one that holds other things than tensors)"
+    return f"not a readable {what} (not a file that torch.save wrote, or one that holds other things than tensors)"
+
+
+def read_tensors(path: Path, what: str = "checkpoint") -> Any:
+    """What torch.save wrote to `path`, loaded on the CPU by torch's weights-only unpickler: only tensors and plain
+    Python values are read, so a file from elsewhere cannot run code. CheckpointError names the file and says why
+    it was refused, calling it a `what`."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: {_refusal(error, what)}") from None
+    except Exception as error:  # torch raises many kinds for a file that it did not write
+        first = str(error).strip().partition("\n")[0]
+        raise CheckpointError(f"{path}: not a readable {what} ({type(error).__name__}: {first})") from None
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by `save`, loaded on the CPU. Only tensors and plain Python values are read (torch's
-    weights_only unpickler), so a checkpoint from elsewhere cannot run code."""
+    """A checkpoint written by `save`, loaded on the CPU (read_tensors: a checkpoint from elsewhere cannot run
+    code)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path}: {_refusal(error)}") from None
-    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
-        first = str(error).strip().partition("\n")[0]
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: {first})") from None
+    state = read_tensors(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a cnnforge checkpoint")
     return state
