@@ -51,7 +51,7 @@ FUNCTIONS: dict[str, Callable[..., Number]] = {
 ARITY = {"min": (2, None), "max": (2, None), "int": (1, 1), "round": (1, 1), "divisible": (2, 2)}  # least, most
 EXPRESSION = re.compile(r"^\$\{(.*)\}$", re.DOTALL)
 _WORDS = frozenset({"and", "or", "not", "true", "false", "if", "else"})
-_NUMBER = re.compile(r"^(?:\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)$")
+# a token: a number (an integer or a decimal), a name, or an operator; only a number starts with a digit
 _TOKEN = re.compile(
     r"\s*(?:(\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|==|!=|<=|>=|[-+*/%()<>,]))"
 )
@@ -237,7 +237,7 @@ class _Parser:
             raise ExprError("the expression ends too early: a number, a name or '(' is missing", len(self.text))
         token, offset = self.tokens[self.at]
         self.at += 1
-        if _NUMBER.match(token):
+        if token[0].isdigit():
             number = self._bound(int(token) if token.isdigit() else float(token), offset)
             return lambda: number
         if token in ("true", "false"):
@@ -267,11 +267,14 @@ class _Parser:
         if len(arguments) < least or (most is not None and len(arguments) > most):
             wanted = {1: "one number", 2: "two numbers"}.get(most, "two or more numbers")
             raise ExprError(f"{function}() takes {wanted}, found {len(arguments)}", offset)
-        if most == 1:  # int() truncates toward zero, round() to the nearest, halves to even: Python's
-            return lambda: self._bound(FUNCTIONS[function](self._number(arguments[0](), offset)), offset)
-        if function == "divisible":
-            return lambda: self._divisible(*(self._number(argument(), offset) for argument in arguments), offset)
-        return lambda: FUNCTIONS[function]([self._number(argument(), offset) for argument in arguments])
+
+        def call() -> Number:  # int() truncates toward zero, round() rounds halves to even: Python's own
+            numbers = [self._number(argument(), offset) for argument in arguments]
+            if function == "divisible" and numbers[1] <= 0:
+                raise ExprError(f"divisible() takes a divisor above 0, found {numbers[1]}", offset)
+            return self._bound(FUNCTIONS[function](*numbers), offset)
+
+        return call
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -286,11 +289,6 @@ class _Parser:
             found = "true/false" if isinstance(value, bool) else f"{value!r}"
             raise ExprError(f"arithmetic takes numbers, found {found}", offset)
         return value
-
-    def _divisible(self, value: Number, divisor: Number, offset: int) -> int:
-        if divisor <= 0:
-            raise ExprError(f"divisible() takes a divisor above 0, found {divisor}", offset)
-        return self._bound(divisible(value, divisor), offset)  # type: ignore[return-value]
 
     def _truth(self, value: Any) -> bool:
         if isinstance(value, bool):
