@@ -165,8 +165,7 @@ def weights(args: argparse.Namespace) -> int:
     try:
         mapped = convert(compiled, args.source, args.skip)
     except WeightsError as error:
-        where = "" if str(error).startswith(args.source) else f"{args.source} does not fit {compiled.file}: "
-        print(f"cnnforge weights: error: {where}{error}", file=sys.stderr)
+        print(f"cnnforge weights: error: {error}", file=sys.stderr)
         return 1
     output = Path(args.output or f"{compiled.spec.name}.pt")
     try:

@@ -161,4 +161,8 @@ def spec_state(compiled: Any) -> OrderedDict[str, torch.Tensor]:
 
 def convert(compiled: Any, path: str | Path, skip: Iterable[str] = ()) -> Mapped:
     """The weights file at `path` in the spec's layout: its state_dict's tensors under the spec's names."""
-    return map_state(spec_state(compiled), read_state(path), skip)
+    source = read_state(path)
+    try:
+        return map_state(spec_state(compiled), source, skip)
+    except WeightsError as error:
+        raise WeightsError(f"{path} does not fit {compiled.file}: {error}") from None

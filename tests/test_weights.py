@@ -190,3 +190,9 @@ def test_torchvisions_files_with_auxiliary_classifiers_load_when_told_to_skip_th
     x = torch.randn(1, *compile_file(spec).spec.input)
     with torch.no_grad():
         torch.testing.assert_close(built(x), reference.eval()(x), rtol=0, atol=1e-4)
+
+
+def test_a_missing_file_named_relatively_is_said_once(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "weights", RESNET18, "./missing.pth")
+    assert (code, err) == (1, "cnnforge weights: error: missing.pth: no such weights file\n")
