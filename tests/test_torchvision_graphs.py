@@ -10,6 +10,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from test_torchvision_specs import randomized
 from torch import nn
 
 from cnnforge.builder import build
@@ -36,18 +37,6 @@ RESNETS = {
 def models() -> ModuleType:
     """torchvision.models; the tests that compare against it are skipped without torchvision (the vision extra)."""
     return pytest.importorskip("torchvision.models")
-
-
-def randomized(model: nn.Module) -> nn.Module:
-    """`model` in eval mode with batch norms that do something: random scales, shifts and running statistics
-    (torchvision starts them at 1, 0, 0 and 1)."""
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            nn.init.uniform_(module.weight, 0.5, 1.5)
-            nn.init.normal_(module.bias, std=0.1)
-            module.running_mean.normal_(std=0.1)
-            module.running_var.uniform_(0.5, 1.5)
-    return model.eval()
 
 
 def assert_same_network(compiled: Compiled, reference: nn.Module, x: torch.Tensor) -> nn.Module:
