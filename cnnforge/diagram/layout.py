@@ -241,7 +241,22 @@ class Box:
 
 
 @dataclass
-class Placed:
+class Drawing:
+    """What a Placed and a Layout draw, kind by kind (CONTENTS): columns, lines, skips, joins, texts, boxes."""
+
+    columns: list[Column] = field(default_factory=list, kw_only=True)
+    lines: list[Line] = field(default_factory=list, kw_only=True)
+    skips: list[Skip] = field(default_factory=list, kw_only=True)
+    joins: list[Join] = field(default_factory=list, kw_only=True)
+    texts: list[Text] = field(default_factory=list, kw_only=True)
+    boxes: list[Box] = field(default_factory=list, kw_only=True)
+
+    def drawn(self) -> list:
+        return [item for name in CONTENTS for item in getattr(self, name)]
+
+
+@dataclass
+class Placed(Drawing):
     """A fork, a frame or a lane laid out around its centre line y=0, from x=0 to `width`, its last part ending
     at (`end`, `end_y`): on the centre line, or lower when it wraps into rows; then placed with its left edge at
     `left` and its centre line at `y`. What it draws is in its lists. Like a column, it may start or end a row,
@@ -251,12 +266,6 @@ class Placed:
     top: float
     bottom: float
     end: float
-    columns: list[Column] = field(default_factory=list)
-    lines: list[Line] = field(default_factory=list)
-    skips: list[Skip] = field(default_factory=list)
-    joins: list[Join] = field(default_factory=list)
-    texts: list[Text] = field(default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
     left: float = 0.0
     y: float = 0.0
     x: float = 0.0  # where `left` goes
@@ -287,18 +296,15 @@ class Placed:
         for item in self.drawn():
             item.moved(dx, dy)
 
-    def drawn(self) -> list:
-        return [item for name in CONTENTS for item in getattr(self, name)]
 
-
-CONTENTS = ("columns", "lines", "skips", "joins", "texts", "boxes")  # what a Placed and a Layout draw
+CONTENTS = ("columns", "lines", "skips", "joins", "texts", "boxes")  # what a Drawing draws
 
 
 Element = Column | Placed
 
 
 @dataclass
-class Layout:
+class Layout(Drawing):
     """The whole drawing: its size, the title (centred on the top line), the placed stages and the note under them
     (from `note_y` down); in a graph, also its connectors, arcs, joins, branch labels and frames."""
 
@@ -307,12 +313,6 @@ class Layout:
     title: str
     title_y: float
     note_y: float
-    columns: list[Column] = field(default_factory=list)
-    lines: list[Line] = field(default_factory=list)
-    skips: list[Skip] = field(default_factory=list)
-    joins: list[Join] = field(default_factory=list)
-    texts: list[Text] = field(default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
 
 
 def layout(parts: list[Part], title: str, measure: Measure, max_width: float = MAX_WIDTH) -> Layout:
@@ -337,7 +337,7 @@ def layout(parts: list[Part], title: str, measure: Measure, max_width: float = M
     return drawing
 
 
-def _take(into: Layout | Placed, placed: Placed) -> None:
+def _take(into: Drawing, placed: Placed) -> None:
     """Draw in `into` what `placed` draws, as placed now, and the line into it (an arrow from a row's start)."""
     for name in CONTENTS:
         getattr(into, name).extend(getattr(placed, name))
