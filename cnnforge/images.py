@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+LUMA = (0.299, 0.587, 0.114)  # RGB -> gray, as PIL's convert("L")
+
 # What Pillow raises on a file it cannot decode, besides its own OSError (UnidentifiedImageError, truncated data).
 UNDECODABLE = (OSError, ValueError, EOFError, SyntaxError, struct.error)
 

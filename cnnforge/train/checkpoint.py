@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..errors import Refused
 from ..files import replace
 
 FORMAT = "cnnforge-checkpoint/1"
@@ -21,7 +22,7 @@ def save(obj: dict[str, Any], path: Path) -> Path:
     return replace(Path(path), lambda file: torch.save({"format": FORMAT, **obj}, file))
 
 
-class CheckpointError(Exception):
+class CheckpointError(Refused):
     """A file that is not a readable cnnforge checkpoint."""
 
 

@@ -13,11 +13,13 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from ..errors import Refused
+from ..images import LUMA
+
 DIGITS = Path(__file__).resolve().parent.parent / "data" / "digits.csv.gz"
-LUMA = (0.299, 0.587, 0.114)  # RGB -> gray, as PIL's convert("L")
 
 
-class DataError(Exception):
+class DataError(Refused):
     """A data config that cannot be served: missing files, bad sizes, and the like."""
 
 

@@ -1,5 +1,6 @@
 """The command-line pieces evaluate, predict, explain and features share: KEY=VALUE options, reading images with
-a line on stderr for each that cannot be read, and one line and an exit status for every refusal."""
+a line on stderr for each that cannot be read, and one line and an exit status for every refusal. Torch is imported
+only by the helpers that make tensors, so that `predict model=FILE.onnx` runs without it."""
 
 from __future__ import annotations
 
@@ -7,15 +8,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .. import images
-from ..files import WriteError
-from ..train.checkpoint import CheckpointError
-from ..train.data import DataError
-from ..train.loop import DeviceError, pick_device
-from .model import as_tensor
+from ..errors import Refused
+
+if TYPE_CHECKING:
+    import torch
+    from PIL.Image import Image
 
 
 class UsageError(Exception):
@@ -81,20 +81,30 @@ def flag_option(options: dict[str, str], key: str, usage: str) -> bool:
 
 
 def device_option(options: dict[str, str], usage: str) -> torch.device:
+    from ..train.loop import DeviceError, pick_device
+
     try:
         return pick_device(options.get("device", "auto"))
     except DeviceError as error:
         raise UsageError(f"device={error}\n{usage}") from None
 
 
-def read_image(name: str, mode: str) -> torch.Tensor | None:
-    """The image file `name` in PIL's `mode` ("L" or "RGB") as uint8 [1, C, H, W]; None, said on stderr, when
-    it cannot be read or is refused (images.read says which)."""
+def read_picture(name: str, mode: str) -> Image | None:
+    """The image file `name` in PIL's `mode` ("L" or "RGB"); None, said on stderr, when it cannot be read or is
+    refused (images.read says which)."""
     try:
-        return as_tensor(images.read(name, mode))
+        return images.read(name, mode)
     except images.ImageError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return None
+
+
+def read_image(name: str, mode: str) -> torch.Tensor | None:
+    """The image file `name` in PIL's `mode` as uint8 [1, C, H, W]; None, said on stderr, as by read_picture."""
+    from .model import as_tensor
+
+    picture = read_picture(name, mode)
+    return None if picture is None else as_tensor(picture)
 
 
 def image_files(names: list[str]) -> tuple[list[str], bool]:
@@ -133,6 +143,6 @@ def run(command: str, function: Callable[[list[str]], int], argv: list[str]) -> 
     except UsageError as error:
         print(f"cnnforge {command}: {error}", file=sys.stderr)
         return 2
-    except (CheckpointError, DataError, WriteError, OSError) as error:  # OSError: e.g. out= a file
+    except (Refused, OSError) as error:  # OSError: e.g. out= a file; WriteError is one
         print(f"cnnforge {command}: error: {error}", file=sys.stderr)
         return 1
