@@ -205,7 +205,8 @@ def report(args: argparse.Namespace) -> int:
 
 
 def _hydra_command(name: str, argv: list[str]) -> int:
-    """`cnnforge train` (the Hydra app), or a command that uses a trained network (cnnforge/use/NAME.py)."""
+    """`cnnforge train` (the Hydra app), or a command that uses a trained network (cnnforge/use/NAME.py); these
+    parse their own KEY=VALUE command lines."""
     from .layers import LAYERS
 
     LAYERS.load_plugins()  # here, where a broken plugin is said in one line, rather than inside Hydra's job
@@ -218,7 +219,8 @@ def _hydra_command(name: str, argv: list[str]) -> int:
 
         use = importlib.import_module(f".use.{name}", __package__)
     except ImportError as error:
-        print(f"cnnforge {name}: needs the train extra (pip install 'cnnforge[train]'): {error}", file=sys.stderr)
+        extra = "export" if name == "export" else "train"
+        print(f"cnnforge {name}: needs the {extra} extra (pip install 'cnnforge[{extra}]'): {error}", file=sys.stderr)
         return 2
     return run(name, use.command, argv)
 
@@ -412,11 +414,14 @@ def parser() -> argparse.ArgumentParser:
 HYDRA_COMMANDS = {
     "train": "train a spec (Hydra app: cnnforge train arch=NAME key=value ...; --help lists the options)",
     "evaluate": "loss, accuracy and confusion matrix of a checkpoint: cnnforge evaluate ckpt=PATH [data=NAME]",
-    "predict": "top-k classes of images: cnnforge predict ckpt=PATH [top_k=3] IMAGE...",
+    "predict": "top-k classes of images: cnnforge predict ckpt=PATH|model=FILE.onnx [top_k=3] IMAGE... (model=: "
+    "an exported file, run without torch)",
     "explain": "class-activation heatmaps (Grad-CAM, ...) over images: cnnforge explain ckpt=PATH "
     "[method=gradcam] [layer=PATH] [class=C] IMAGE... (--help lists the methods)",
     "features": "a layer's activation maps, and the first conv layer's filters, as image grids: "
     "cnnforge features ckpt=PATH [layer=PATH] [filters=true] IMAGE...",
+    "export": "a checkpoint, or a spec with random weights, as a verified ONNX, torch.export or TorchScript file: "
+    "cnnforge export ckpt=PATH|spec=FILE [format=onnx] [batch=dynamic|N] (--help lists the options)",
 }
 
 
