@@ -236,7 +236,7 @@ def test_predict_missing_checkpoint(digit_images, tmp_path: Path, capsys: pytest
         ((), ""),
         (("ckpt=x.pt",), ""),
         (("top_k=2", "a.png"), ""),
-        (("ckpt=x.pt", "topk=2", "a.png"), "unknown option 'topk' (options: ckpt, top_k, format, device)"),
+        (("ckpt=x.pt", "topk=2", "a.png"), "unknown option 'topk' (options: ckpt, model, top_k, format, device)"),
         (("ckpt=x.pt", "top_k=0", "a.png"), "top_k=0: needs a positive whole number"),
         (("ckpt=x.pt", "top_k=-1", "a.png"), "top_k=-1: needs a positive whole number"),
         (("ckpt=x.pt", "device=gpu", "a.png"), "device=gpu: not a device"),
