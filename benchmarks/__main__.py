@@ -1,6 +1,6 @@
 """Run cnnforge's benchmarks side by side with their baselines; print one table, write JSON and Markdown.
 
-    python -m benchmarks [train] [check] [compiler] [build] [gpu] [--quick] [--json PATH] [--markdown PATH]
+    python -m benchmarks [train] [check] [compiler] [build] [export] [gpu] [--quick] [--json PATH] [--markdown PATH]
 
 With no names, all run (gpu reports itself skipped where torch sees no CUDA device). A benchmark that fails is
 reported as such in the table, the others still run, and the exit status is 1.
@@ -20,7 +20,7 @@ from types import ModuleType
 
 import torch
 
-from . import build_speed, check_speed, compiler_speed, gpu_speed, train_speed
+from . import build_speed, check_speed, compiler_speed, export_speed, gpu_speed, train_speed
 from .machine import cores, describe, load
 from .report import Row, as_json, markdown, table
 
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "check": check_speed,
     "compiler": compiler_speed,
     "build": build_speed,
+    "export": export_speed,
     "gpu": gpu_speed,
 }
 SEED = 0
