@@ -240,6 +240,13 @@ BAD_USAGE = [
 ]
 
 
+def test_export_help_lists_the_options(capsys) -> None:
+    code, out, _ = cli(capsys, "export", "--help")
+    assert code == 0 and out.startswith("usage: cnnforge export ckpt=PATH|spec=FILE [format=onnx|exported|torchscript]")
+    for option in ("format=", "out=", "batch=", "opset=N", "normalize=", "classes=", "--set NAME=VALUE"):
+        assert f"\n  {option}" in out, option
+
+
 @pytest.mark.parametrize(("args", "problem"), BAD_USAGE)
 def test_export_usage(args: tuple[str, ...], problem: str, capsys) -> None:
     code, out, err = cli(capsys, "export", *args)
@@ -250,7 +257,7 @@ def test_export_usage(args: tuple[str, ...], problem: str, capsys) -> None:
 def test_export_refusals_are_one_line(tmp_path: Path, capsys) -> None:
     (tmp_path / "bad.yaml").write_text("name: bad\ninput: [1, 8, 8]\nlayers:\n  - {type: linear, shape: [9, 2]}\n")
     code, _, err = cli(capsys, "export", f"spec={tmp_path / 'bad.yaml'}")
-    assert code == 1 and err.startswith(f"cnnforge export: error: {tmp_path / 'bad.yaml'}:4:") and "error:" in err
+    assert code == 1 and err.startswith(f"{tmp_path / 'bad.yaml'}:4:5: error: layer 0 'linear0' (linear): ")
     code, _, err = cli(capsys, "export", f"ckpt={tmp_path / 'none.pt'}")
     assert (code, err) == (1, f"cnnforge export: error: {tmp_path / 'none.pt'}: no such checkpoint file\n")
     (tmp_path / "two.txt").write_text("a\nb\n")
@@ -259,6 +266,9 @@ def test_export_refusals_are_one_line(tmp_path: Path, capsys) -> None:
     assert code == 1 and err.endswith("two.txt: holds 2 names, and the network gives 10 scores\n")
     code, _, err = cli(capsys, "export", f"spec={ROOT / 'architectures' / 'lenet.yaml'}", "normalize=imagenet")
     assert code == 2 and "normalize=imagenet: needs 3 input channels, and lenet5 takes 1" in err
+    (tmp_path / "afile").write_text("")
+    code, _, err = cli(capsys, "export", f"spec={ROOT / 'architectures' / 'lenet.yaml'}", f"out={tmp_path}/afile/x")
+    assert code == 1 and err.startswith(f"cnnforge export: error: {tmp_path / 'afile'}: cannot make the folder: ")
     assert list(tmp_path.glob("*.onnx")) == []
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,9 +21,12 @@ from .. import __version__
 from ..builder import build
 from ..compiler import Compiled, check_file
 from ..errors import Refused
-from ..files import write_new
+from ..files import WriteError, write_new
 from .command import UsageError, choice_option, count_option, split_args
 from .exported import FORMAT, INPUT, OUTPUT, Exported, Metadata, Preparation
+
+if TYPE_CHECKING:
+    from .model import Trained
 
 USAGE = (
     "usage: cnnforge export ckpt=PATH|spec=FILE [format=onnx|exported|torchscript] [out=FILE] [batch=dynamic|N] "
@@ -62,6 +67,12 @@ class Source:
     out: Path  # the default output file, without suffix
     samples: list[tuple[str, torch.Tensor]] = field(default_factory=list)  # (what, prepared inputs [N, C, H, W])
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def input(self) -> tuple[int, ...]:
+        """One input sample's shape [C, H, W]."""
+        assert self.compiled.spec is not None  # a Source is made from a spec that compiled
+        return tuple(self.compiled.spec.input)
 
 
 @dataclass
@@ -106,27 +117,32 @@ def from_checkpoint(path: str) -> Source:
     return source
 
 
-def _validation_images(trained: object, count: int = 8) -> tuple[str, torch.Tensor]:
+def _validation_images(trained: Trained, count: int = 8) -> tuple[str, torch.Tensor]:
     """The first `count` images of the checkpoint's validation split, prepared as training prepared them."""
     from omegaconf import OmegaConf
 
     from ..train.data import load as load_data
 
-    config = OmegaConf.create(trained.state["config"]["data"])  # type: ignore[attr-defined]
-    data = load_data(config, trained.prepare.target)  # type: ignore[attr-defined]
+    config = OmegaConf.create(trained.state["config"]["data"])
+    data = load_data(config, trained.prepare.target)
     x, _ = next(iter(data.val.batches(count)))
-    prepare = trained.prepare.for_source(tuple(data.val.shape), data.scale)  # type: ignore[attr-defined]
+    prepare = trained.prepare.for_source(tuple(data.val.shape), data.scale)
     return f"{len(x)} validation images of {config.name}", prepare(x)
 
 
-def from_spec(path: str, bindings: dict, normalize: str, classes_file: str | None) -> Source:
-    """A spec's network with random weights (seeded: the same file every time), inputs of pixels / 255 or
-    normalised as ImageNet's."""
+def from_spec(path: str, bindings: dict, normalize: str = "none", classes_file: str | None = None) -> Source:
+    """The spec file's network with random weights: see from_compiled. ExportError lists the spec's errors."""
     compiled = check_file(path, bindings)
-    errors = [d for d in compiled.diagnostics if d.severity == "error"]
-    if errors or compiled.spec is None:
-        raise ExportError("\n".join(str(d) for d in errors) or f"{path}: does not compile")
-    spec = compiled.spec
+    if not compiled.ok:
+        raise ExportError("\n".join(str(d) for d in compiled.diagnostics if d.severity == "error"))
+    return from_compiled(compiled, normalize, classes_file)
+
+
+def from_compiled(compiled: Compiled, normalize: str = "none", classes_file: str | None = None) -> Source:
+    """A compiled spec's network with random weights (seeded: the same file every time), its inputs pixels / 255
+    (`normalize` none) or normalised as ImageNet's (imagenet), its classes named in `classes_file` or numbered."""
+    spec, path = compiled.spec, compiled.file
+    assert spec is not None
     if compiled.output is None or len(compiled.output) != 1:
         raise ExportError(f"{path}: gives {list(compiled.output or ())}, not one score per class: export a classifier")
     (count,) = compiled.output
@@ -192,7 +208,7 @@ def to_onnx(source: Source, batch: int | None, opset: int | None) -> tuple[bytes
     opset, in words."""
     import onnx
 
-    model, shape = source.model, (batch or EXAMPLE_BATCH, *source.compiled.spec.input)  # type: ignore[union-attr]
+    model, shape = source.model, (batch or EXAMPLE_BATCH, *source.input)
     dynamic = None if batch else ({0: "batch"},)
     try:
         with _quiet():
@@ -211,7 +227,7 @@ def to_onnx(source: Source, batch: int | None, opset: int | None) -> tuple[bytes
     proto = program.model_proto
     for key, value in source.metadata.properties().items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = source.compiled.spec.description or ""  # type: ignore[union-attr]
+    proto.doc_string = getattr(source.compiled.spec, "description", None) or ""
     if proto.ByteSize() >= 2**31:
         raise ExportError(f"{proto.ByteSize() / 2**30:.1f} GiB: over the 2 GiB a single ONNX file can hold")
     data = proto.SerializeToString()
@@ -225,7 +241,7 @@ def to_onnx(source: Source, batch: int | None, opset: int | None) -> tuple[bytes
 
 def to_exported(source: Source, batch: int | None, opset: int | None) -> tuple[bytes, str]:
     """The model as torch.export's ExportedProgram, saved with torch.export.save, the metadata as cnnforge.json."""
-    shape = (batch or EXAMPLE_BATCH, *source.compiled.spec.input)  # type: ignore[union-attr]
+    shape = (batch or EXAMPLE_BATCH, *source.input)
     dynamic = None if batch else ({0: torch.export.Dim("batch", min=1)},)
     try:
         with _quiet():
@@ -239,7 +255,7 @@ def to_exported(source: Source, batch: int | None, opset: int | None) -> tuple[b
 
 def to_torchscript(source: Source, batch: int | None, opset: int | None) -> tuple[bytes, str]:
     """The model traced by torch.jit.trace and saved with torch.jit.save, the metadata as cnnforge.json."""
-    shape = (batch or EXAMPLE_BATCH, *source.compiled.spec.input)  # type: ignore[union-attr]
+    shape = (batch or EXAMPLE_BATCH, *source.input)
     try:
         with _quiet():
             traced = torch.jit.trace(source.model, torch.zeros(shape))
@@ -276,7 +292,7 @@ def verify(form: str, data: bytes, source: Source, batch: int | None) -> Verific
     except Exception as error:
         raise _failed(f"loading the {form} file", error) from None
     generator = torch.Generator().manual_seed(0)
-    shape = source.compiled.spec.input  # type: ignore[union-attr]
+    shape = source.input
     sizes = [batch] if batch else [1, 3]
     random = f"random inputs in batches of {' and '.join(map(str, sizes))}"
     inputs = [(random, torch.randn(n, *shape, generator=generator)) for n in sizes]
@@ -386,17 +402,24 @@ def command(argv: list[str]) -> int:
         source = from_checkpoint(options["ckpt"])
     else:
         normalize = choice_option(options, "normalize", ("none", "imagenet"), USAGE)
-        source = from_spec(options["spec"], bound, normalize, options.get("classes"))
+        compiled = check_file(options["spec"], bound)
+        for diagnostic in compiled.diagnostics:  # as check prints them, warnings included
+            print(diagnostic, file=sys.stderr)
+        if not compiled.ok:
+            return 1
+        source = from_compiled(compiled, normalize, options.get("classes"))
     out = Path(options["out"]) if "out" in options else source.out.with_suffix(FORMATS[form])
     suffix = out.suffix or FORMATS[form]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteError(f"{out.parent}: cannot make the folder: {error.strerror or error}") from None
     try:
         done = export(source, form, batch, opset)
     except ImportError as error:
         raise UsageError(f"format={form}: needs {error.name or error} (pip install 'cnnforge[export]')") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
     (written,) = write_new(out.parent, out.stem if out.suffix else out.name, {suffix: lambda f: f.write(done.data)})
-    spec = source.compiled.spec
-    shape = ", ".join(map(str, spec.input))  # type: ignore[union-attr]
+    shape = ", ".join(map(str, source.input))
     n = batch or "N"
     print(
         f"{written}: {source.metadata.name} as {form} ({_size(len(done.data))}; '{INPUT}' [{n}, {shape}] -> "
