@@ -57,14 +57,16 @@ def small(source: Source) -> Source:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_spec_exports_to_onnx_and_runs_as_in_torch(name: str, one_thread: None) -> None:
     source = from_spec(str(ROOT / "architectures" / f"{name}.yaml"), {}, "none", None)
-    done = export(small(source), "onnx")  # raises when onnx.checker or the comparison with torch fails
+    # a fixed batch of 1, which torch's exporter traces in about two thirds of the time a dynamic one takes: the
+    # dynamic batch axis is exported and run for LeNet-5 and the checkpoints below
+    done = export(small(source), "onnx", batch=1)  # raises when onnx.checker or the comparison with torch fails
     verification = done.verification
-    assert verification.inputs == ["random inputs in batches of 1 and 3"] and verification.runtime == "onnxruntime"
+    assert verification.inputs == ["random inputs in batches of 1"] and verification.runtime == "onnxruntime"
     assert 0 <= verification.difference <= 1e-4 * verification.scale and verification.scale > 0
     proto = onnx.load_model_from_string(done.data)
     assert [i.name for i in proto.graph.input] == ["input"] and [o.name for o in proto.graph.output] == ["logits"]
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
-    assert dims[0] == "batch" and dims[1:] == list(small(source).compiled.spec.input)
+    assert dims == [1, *small(source).compiled.spec.input]
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["cnnforge.verified"] == str(verification)
     # the metadata's spec text and parameters rebuild the same network
