@@ -203,9 +203,10 @@ def _failed(what: str, error: Exception) -> ExportError:
     return ExportError(f"{what} failed: {type(error).__name__}: {first}")
 
 
-def to_onnx(source: Source, batch: int | None, opset: int | None) -> tuple[bytes, str]:
+def to_onnx(source: Source, batch: int | None, opset: int | None, optimize: bool = True) -> tuple[bytes, str]:
     """The model as an ONNX file, its metadata in metadata_props, checked by onnx.checker (full check); and its
-    opset, in words."""
+    opset, in words. `optimize`: onnxscript's optimizer (constant folding, fused patterns) runs on the graph, as
+    torch's exporter does by default."""
     import onnx
 
     model, shape = source.model, (batch or EXAMPLE_BATCH, *source.input)
@@ -220,7 +221,7 @@ def to_onnx(source: Source, batch: int | None, opset: int | None) -> tuple[bytes
                 input_names=[INPUT],
                 output_names=[OUTPUT],
                 opset_version=opset,
-                optimize=True,
+                optimize=optimize,
             )
     except Exception as error:
         raise _failed("torch's ONNX exporter", error) from None
@@ -239,7 +240,7 @@ def to_onnx(source: Source, batch: int | None, opset: int | None) -> tuple[bytes
     return data, "".join(f", opset {version}" for version in opsets)
 
 
-def to_exported(source: Source, batch: int | None, opset: int | None) -> tuple[bytes, str]:
+def to_exported(source: Source, batch: int | None, opset: int | None, optimize: bool = True) -> tuple[bytes, str]:
     """The model as torch.export's ExportedProgram, saved with torch.export.save, the metadata as cnnforge.json."""
     shape = (batch or EXAMPLE_BATCH, *source.input)
     dynamic = None if batch else ({0: torch.export.Dim("batch", min=1)},)
@@ -253,7 +254,7 @@ def to_exported(source: Source, batch: int | None, opset: int | None) -> tuple[b
     return file.getvalue(), ""
 
 
-def to_torchscript(source: Source, batch: int | None, opset: int | None) -> tuple[bytes, str]:
+def to_torchscript(source: Source, batch: int | None, opset: int | None, optimize: bool = True) -> tuple[bytes, str]:
     """The model traced by torch.jit.trace and saved with torch.jit.save, the metadata as cnnforge.json."""
     shape = (batch or EXAMPLE_BATCH, *source.input)
     try:
@@ -327,10 +328,12 @@ def verify(form: str, data: bytes, source: Source, batch: int | None) -> Verific
 EXPORTERS = {"onnx": to_onnx, "exported": to_exported, "torchscript": to_torchscript}
 
 
-def export(source: Source, form: str = "onnx", batch: int | None = None, opset: int | None = None) -> Exporting:
+def export(
+    source: Source, form: str = "onnx", batch: int | None = None, opset: int | None = None, optimize: bool = True
+) -> Exporting:
     """The source in format `form` (batch None: any batch size), verified; an ONNX file's metadata records the
-    verification."""
-    data, details = EXPORTERS[form](source, batch, opset)
+    verification. `optimize` (ONNX): as to_onnx."""
+    data, details = EXPORTERS[form](source, batch, opset, optimize)
     verification = verify(form, data, source, batch)
     if form == "onnx":  # serialised messages concatenated are merged, repeated fields appended: one more property
         import onnx
