@@ -267,6 +267,12 @@ def test_export_refusals_are_one_line(tmp_path: Path, capsys) -> None:
     args = (f"spec={ROOT / 'architectures' / 'lenet.yaml'}", f"classes={tmp_path / 'two.txt'}")
     code, _, err = cli(capsys, "export", *args)
     assert code == 1 and err.endswith("two.txt: holds 2 names, and the network gives 10 scores\n")
+    code, _, err = cli(capsys, "export", f"spec={ROOT / 'architectures' / 'lenet.yaml'}", "opset=13")
+    assert (code, err) == (
+        1,
+        "cnnforge export: error: opset=13: torch's exporter wrote opset 18 instead (it writes 18 and up); nothing was "
+        "written\n",
+    )
     code, _, err = cli(capsys, "export", f"spec={ROOT / 'architectures' / 'lenet.yaml'}", "normalize=imagenet")
     assert code == 2 and "normalize=imagenet: needs 3 input channels, and lenet5 takes 1" in err
     (tmp_path / "afile").write_text("")

@@ -226,6 +226,12 @@ def to_onnx(source: Source, batch: int | None, opset: int | None, optimize: bool
     except Exception as error:
         raise _failed("torch's ONNX exporter", error) from None
     proto = program.model_proto
+    opsets = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if opset is not None and opsets != [opset]:  # below 18 the exporter writes 18, said only in a warning
+        raise ExportError(
+            f"opset={opset}: torch's exporter wrote opset {', '.join(map(str, opsets))} instead (it writes 18 and "
+            "up); nothing was written"
+        )
     for key, value in source.metadata.properties().items():
         proto.metadata_props.add(key=key, value=value)
     proto.doc_string = getattr(source.compiled.spec, "description", None) or ""
@@ -236,7 +242,6 @@ def to_onnx(source: Source, batch: int | None, opset: int | None, optimize: bool
         onnx.checker.check_model(data, full_check=True)
     except Exception as error:
         raise _failed("onnx.checker", error) from None
-    opsets = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
     return data, "".join(f", opset {version}" for version in opsets)
 
 
