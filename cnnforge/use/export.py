@@ -8,9 +8,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -190,12 +191,17 @@ def _metadata(name: str, text: str, file: str, params: dict, classes: list[str],
 
 
 @contextlib.contextmanager
-def _quiet() -> object:
-    """torch's exporters' progress lines and warnings kept off the terminal; they are in the error when it fails."""
+def _quiet() -> Iterator[None]:
+    """torch's exporters' progress lines, log records and warnings kept off the terminal while they run (a failure
+    is still said, as an error)."""
     said = io.StringIO()
-    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield said
+    logging.disable(logging.WARNING)  # e.g. "torchvision is not installed. Skipping torchvision::nms"
+    try:
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _failed(what: str, error: Exception) -> ExportError:
