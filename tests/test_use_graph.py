@@ -211,11 +211,11 @@ def test_report_of_a_graph_shows_its_tree_and_its_drawing(ckpt: Path) -> None:
     from cnnforge.report.page import render
     from cnnforge.report.run import RunFolder
     from cnnforge.summary import as_table
+    from cnnforge.train.scores import Scores
 
     compiled = load(ckpt).compiled
-    result = Evaluation(
-        ckpt, compiled, 0, "synthetic", ["a", "b", "c"], 3, 1.0, 1 / 3, [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
-    )
+    scores = Scores(1.0, 2 / 3, None, torch.tensor([[1, 0, 0], [0, 1, 0], [1, 0, 0]]))
+    result = Evaluation(ckpt, compiled, 0, "synthetic", ["a", "b", "c"], 3, scores)
     page = render(RunFolder(ckpt.parent, "data: {name: synthetic}\n"), result)
     table = page[page.index('<table id="summary-table">') : page.index("</table>")]
     cells = [html.unescape(cell) for cell in re.findall(r'<td class="text pre">(.*?)</td>', table)]

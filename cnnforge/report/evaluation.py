@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 
 from ..compiler import Compiled
 from ..train.data import DataError, load
-from ..train.loop import evaluate, pick_device
+from ..train.loop import pick_device
+from ..train.scores import Scores, evaluate
 from ..use import load as load_trained
 
 BATCH = 256
@@ -25,9 +26,7 @@ class Evaluation:
     data: str
     classes: list[str]
     samples: int
-    loss: float
-    accuracy: float
-    confusion: list[list[int]]
+    scores: Scores
 
 
 def run(path: Path) -> Evaluation:
@@ -42,6 +41,6 @@ def run(path: Path) -> Evaluation:
         prepare = prepare.for_source(data.shape, data.scale)
     device = pick_device("auto")
     batches = ((x.to(device), y.to(device)) for x, y in data.val.batches(BATCH))
-    loss, accuracy, confusion = evaluate(model.to(device), batches, prepare, len(data.classes), device=device)
+    scores = evaluate(model.to(device), batches, prepare, len(data.classes), device=device)
     epoch = state["progress"]["epoch"]
-    return Evaluation(path, compiled, epoch, data.name, data.classes, len(data.val), loss, accuracy, confusion.tolist())
+    return Evaluation(path, compiled, epoch, data.name, data.classes, len(data.val), scores)

@@ -227,7 +227,7 @@ def _confusion(result: Evaluation | str) -> str:
         return _section("confusion", "Confusion matrix", f'<p class="note">{_e(result)}</p>')
     head = ['<th class="text">true \\ predicted</th>', *(f"<th>{_e(c)}</th>" for c in result.classes)]
     lines = ['<table id="confusion-matrix">', f"<thead><tr>{''.join(head)}</tr></thead>", "<tbody>"]
-    for name, row in zip(result.classes, result.confusion, strict=True):
+    for name, row in zip(result.classes, result.scores.confusion.tolist(), strict=True):
         total = max(sum(row), 1)
         cells = []
         for count in row:
@@ -238,7 +238,7 @@ def _confusion(result: Evaluation | str) -> str:
     lines += ["</tbody>", "</table>"]
     about = (
         f"{result.checkpoint.name} (after epoch {result.epoch}) on the {result.data} validation split, "
-        f"{result.samples:,} samples: loss {result.loss:.4f}, accuracy {result.accuracy:.4f}. "
+        f"{result.samples:,} samples: loss {result.scores.loss:.4f}, accuracy {result.scores.accuracy:.4f}. "
         "Rows are the true classes, columns the predicted ones; shading is the share of the row."
     )
     return _section("confusion", "Confusion matrix", f"<p>{_e(about)}</p>", *lines)

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from tqdm import tqdm
 from . import checkpoint, metrics
 from .data import Data, Prepare, Split, TensorSplit
 from .distributed import Processes
+from .scores import Scores, evaluate
 from .settings import instantiate
 
 log = logging.getLogger("cnnforge.train")
@@ -322,15 +323,16 @@ class Trainer:
                 "try a lower optim.lr, or trainer.precision=32"
             )
 
-    def evaluate(self, split: Split) -> tuple[float, float, torch.Tensor]:
-        """Mean loss, accuracy and confusion matrix on `split` (all processes' shares together)."""
+    def evaluate(self, split: Split) -> Scores:
+        """How the model does on `split` (all processes' shares together)."""
         batches = ((self._input(x), y) for x, y in self._batches(split, None))
         classes = len(self.data.classes)
         return evaluate(self.net, batches, None, classes, self._autocast, self.device, self.procs.sum)
 
     def _end_epoch(self, epoch: int) -> None:
         p = self.progress
-        val_loss, val_acc, _ = self.evaluate(self.data.val)
+        scores = self.evaluate(self.data.val)
+        val_loss, val_acc = scores.loss, scores.accuracy
         if not math.isfinite(val_loss):
             raise NonFiniteLoss(f"the validation loss is NaN or infinite after epoch {epoch + 1}")
         row = {
@@ -369,31 +371,6 @@ class Trainer:
             metrics.write_csv(p.history, self.run_dir / "metrics.csv")
             title = f"{self.meta['spec']['name']} on {self.data.name}"
             metrics.plot(p.history, self.run_dir / "curves.png", title)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-    prepare: Prepare | None,
-    classes: int,
-    autocast: Any = contextlib.nullcontext,
-    device: torch.device | str = "cpu",
-    total: Callable[[torch.Tensor], torch.Tensor] = lambda sums: sums,
-) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and confusion matrix (rows: true class, columns: predicted) over `batches`, which
-    are on `device` and prepared already when `prepare` is None. `total` adds up other processes' sums."""
-    model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    confusion = torch.zeros(classes * classes, dtype=torch.long, device=device)
-    for x, y in batches:
-        with autocast():
-            out = model(x if prepare is None else prepare(x))
-        loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
-        confusion += torch.bincount(y * classes + out.argmax(dim=1), minlength=classes**2)
-    loss_sum, confusion = total(loss_sum), total(confusion).view(classes, classes).cpu()
-    n = max(int(confusion.sum()), 1)
-    return loss_sum.item() / n, int(confusion.trace()) / n, confusion
 
 
 def _main_thread() -> bool:

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from ..train.data import Split
 from ..train.data import load as load_data
-from ..train.loop import evaluate
+from ..train.scores import evaluate
 from .command import UsageError, choice_option, count_option, device_option, split_args
 from .model import Trained, load
 
@@ -46,9 +46,10 @@ def command(argv: list[str]) -> int:
     if tuple(split.shape) != tuple(prepare.source):
         prepare = prepare.for_source(split.shape, scale)
     batches = ((x.to(device), y.to(device)) for x, y in split.batches(batch))
-    loss, accuracy, confusion = evaluate(trained.model, batches, prepare, len(classes), device=device)
-    print(f"{trained.name} on {name} ({which}, {len(split)} samples): loss {loss:.4f}, accuracy {accuracy:.4f}")
-    print(confusion_table(confusion, classes))
+    scores = evaluate(trained.model, batches, prepare, len(classes), device=device)
+    about = f"{trained.name} on {name} ({which}, {len(split)} samples)"
+    print(f"{about}: loss {scores.loss:.4f}, accuracy {scores.accuracy:.4f}")
+    print(confusion_table(scores.confusion, classes))
     return 0
 
 
