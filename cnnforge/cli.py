@@ -420,6 +420,8 @@ HYDRA_COMMANDS = {
     "[method=gradcam] [layer=PATH] [class=C] IMAGE... (--help lists the methods)",
     "features": "a layer's activation maps, and the first conv layer's filters, as image grids: "
     "cnnforge features ckpt=PATH [layer=PATH] [filters=true] IMAGE...",
+    "preview": "augmented training samples as the network will see them, as a labelled grid: cnnforge preview "
+    "[data=NAME] [augment=NAME] [n=32] [seed=0] [out=preview.png]",
     "export": "a checkpoint, or a spec with random weights, as a verified ONNX, torch.export or TorchScript file: "
     "cnnforge export ckpt=PATH|spec=FILE [format=onnx] [batch=dynamic|N] (--help lists the options)",
 }

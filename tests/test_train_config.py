@@ -11,12 +11,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from train_helpers import app_folder, cnnforge, train, write_spec
 
-from cnnforge.train import archs
+from cnnforge.train import archs, schedule
 from cnnforge.train.app import CONF, register_archs
 from cnnforge.train.data import LOADERS
-from cnnforge.train.settings import compose, instantiate, validate
+from cnnforge.train.settings import OPTIM_EXTRAS, compose, validate
 
-GROUPS = ("arch", "data", "optim", "sched", "trainer")
+GROUPS = ("arch", "data", "optim", "sched", "augment", "trainer", "logger")
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONF / group).glob("*.yaml"))]
 
 
@@ -33,10 +33,11 @@ def work(tmp_path: Path) -> Iterator[Path]:
 def test_every_group_has_options() -> None:
     assert {group for group, _ in OPTIONS} == set(GROUPS)
     defaults = OmegaConf.load(CONF / "config.yaml").defaults
+    recipes = [path.stem for path in (CONF / "recipe").glob("*.yaml")]  # recipes set other groups' keys
     for entry in defaults:  # every default names an existing option
         if isinstance(entry, DictConfig):
             ((group, option),) = entry.items()
-            assert (group, option) in OPTIONS
+            assert (group, option) in OPTIONS or (group == "recipe" and option in recipes)
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -75,23 +76,25 @@ def tiny_model() -> torch.nn.Module:
 @pytest.mark.parametrize("option", [o for g, o in OPTIONS if g == "optim"])
 def test_optim_option_instantiates(option: str) -> None:
     config = composed(f"optim={option}", "optim.lr=0.125")
-    optimizer = instantiate(config.optim, params=tiny_model().parameters())
+    optimizer = schedule.optimizer(config, tiny_model())
     assert isinstance(optimizer, torch.optim.Optimizer)
     assert type(optimizer).__name__ == config.optim._target_.rsplit(".", 1)[1]
     assert optimizer.param_groups[0]["lr"] == 0.125
-    for key, value in config.optim.items():  # every setting reaches the optimizer
-        if key not in ("_target_", "lr"):
+    for key, value in config.optim.items():  # every setting reaches the optimizer (but the loss's and groups')
+        if key not in ("_target_", "lr", *OPTIM_EXTRAS):
             found = optimizer.defaults[key]
             assert (list(found) if isinstance(found, tuple) else found) == value
 
 
 @pytest.mark.parametrize("option", [o for g, o in OPTIONS if g == "sched"])
 def test_sched_option_instantiates(option: str) -> None:
-    config = composed(f"sched={option}", "trainer.epochs=7")
-    if config.sched.get("_target_") is None:  # a constant learning rate: no scheduler
-        return
+    milestones = ["sched.milestones=[2,4]"] if option == "multistep" else []
+    config = composed(f"sched={option}", "trainer.epochs=7", *milestones)
     optimizer = torch.optim.SGD(tiny_model().parameters(), lr=1.0)
-    scheduler = instantiate(config.sched, optimizer=optimizer)
+    scheduler = schedule.scheduler(config, optimizer, steps_per_epoch=1)
+    if config.sched.get("_target_") is None:  # a constant learning rate: no scheduler
+        assert scheduler is None
+        return
     assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
     for _ in range(6):
         optimizer.step()

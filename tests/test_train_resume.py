@@ -122,12 +122,12 @@ def test_resume_after_a_stop_mid_epoch_equals_an_uninterrupted_run(
 def stop_after(epoch: int, steps: int, second: bool = False) -> Iterator[None]:
     """Ask the run to stop, as Ctrl-C does, during training step `steps` of epoch `epoch` (0-based), so that it
     stops after exactly that many steps; with `second`, a second Ctrl-C comes while the checkpoint is written."""
-    original = Trainer._input
+    original = Trainer._training_input
 
-    def _input(self: Trainer, x: torch.Tensor) -> torch.Tensor:
+    def _training_input(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if (self.progress.epoch, self.progress.step) == (epoch, steps - 1) and not self.stop_requested:
             self._request_stop(signal.SIGINT, None)
-        return original(self, x)
+        return original(self, x, y)
 
     real_save = torch.save
 
@@ -137,7 +137,7 @@ def stop_after(epoch: int, steps: int, second: bool = False) -> Iterator[None]:
         real_save(obj, file)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Trainer, "_input", _input)
+        patch.setattr(Trainer, "_training_input", _training_input)
         patch.setattr(torch, "save", save)
         yield
 

@@ -70,7 +70,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Run]:
 def test_metrics_csv_has_a_row_per_epoch(runs: tuple[Run, Run]) -> None:
     first, _ = runs
     text = (first.folder / "metrics.csv").read_text()
-    assert text.splitlines()[0] == ",".join(metrics.COLUMNS)
+    assert text.splitlines()[0] == ",".join([*metrics.COLUMNS, "val_top5"])  # 10 classes: top-5 too
     rows = first.rows()
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert [float(r["lr"]) for r in rows] == [0.1, 0.05, 0.025]  # the rate each epoch trained with
@@ -82,6 +82,7 @@ def test_metrics_csv_has_a_row_per_epoch(runs: tuple[Run, Run]) -> None:
         assert values["seconds"] > 0
         assert values["images_per_s"] == pytest.approx(DIGITS_TRAIN / values["seconds"], rel=1e-4)
         assert (values["val_acc"] * DIGITS_VAL) == pytest.approx(round(values["val_acc"] * DIGITS_VAL), abs=1e-3)
+        assert values["val_acc"] <= values["val_top5"] <= 1
     assert float(rows[-1]["val_acc"]) > 0.5  # it learns
 
 

@@ -7,6 +7,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..train.metrics import epochs
 from ..train.sweep import COLUMNS, TABLE
 
 SWEEP_RECORD = "multirun.yaml"  # Hydra writes it at the root of every sweep
@@ -51,7 +52,7 @@ def read(path: Path) -> RunFolder:
             run.summary = summary.read_text(errors="replace")
         if (metrics := path / "metrics.csv").is_file():
             with open(metrics, newline="", errors="replace") as file:
-                run.metrics = list(csv.DictReader(file))
+                run.metrics = epochs(list(csv.DictReader(file)))  # without the learning rate's step rows
         if (curves := path / "curves.png").is_file():
             run.curves = curves.read_bytes()
     except OSError as error:

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..files import WriteError, replace
+from ..train.metrics import epochs as epoch_rows
 from . import page
 from .page import Raw, _e, _number, _section, _table, document
 from .run import ReportError, SweepFolder, read_sweep
@@ -91,7 +92,7 @@ def _curves(sweep: SweepFolder, jobs: list[dict[str, str]], differs: dict[str, s
     for job in jobs:
         try:
             with open(sweep.path / job["folder"] / "metrics.csv", newline="") as file:
-                rows = list(csv.DictReader(file))
+                rows = epoch_rows(list(csv.DictReader(file)))
         except OSError:
             continue
         if rows:

@@ -3,6 +3,7 @@ anything is allocated, then trains, writing everything a run produces into its o
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import shlex
@@ -18,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..compiler import Compiled, check_file
-from . import archs, resume, sweep
+from . import archs, augment, resume, sweep
 from .settings import REPLACE, VERSION_BASE, quote_paths
 
 if TYPE_CHECKING:
@@ -118,6 +119,8 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
             f"{run_dir}: this folder already holds a run ({found}); give a new hydra.run.dir (by default each "
             "run gets a folder of its own), or trainer.resume=<its checkpoint> to continue that run there"
         )
+    if config.logger.name == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+        raise RunError("logger=tensorboard needs the tensorboard package: pip install 'cnnforge[tensorboard]'")
     plan = prepare_run(config, data_config_file)
     if resumed is not None:
         resume.check_spec(resumed, plan.compiled, config)
@@ -157,7 +160,10 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
     if resumed is not None:
         for line in resume.check_weights(resumed, meta, model, config):
             log.info(line)
-    trainer = Trainer(config, model, data, prepare, device, run_dir, meta, procs)
+    try:
+        trainer = Trainer(config, model, data, prepare, device, run_dir, meta, procs)
+    except DataError as error:  # augmentation needs torchvision
+        raise RunError(f"augment={config.augment.name}: {error}") from None
     if resumed is not None:
         trainer.restore(resumed)
         log.info(
@@ -180,6 +186,8 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
     log.info("run folder: %s", run_dir)
     log.info("model:\n%s", summary)
     where = str(device) if procs.world == 1 else f"{procs.world} processes ({device.type})"
+    if line := augment.describe(trainer.augment, trainer.augment_in_loader):
+        log.info(line)
     log.info(
         "training on %s, precision %s, batch %d: %d train / %d validation samples",
         where,
@@ -201,7 +209,9 @@ def run(config: DictConfig, run_dir: Path, data_config_file: str, procs: Process
         command = "cnnforge train" if procs.world == 1 else f"torchrun --nproc-per-node={procs.world} -m cnnforge train"
         log.warning("continue with: %s %s", command, " ".join([*_overrides(config), again]))
         raise SystemExit(128 + stop.signum) from None  # as the shell reports a process stopped by it
-    log.info("finished: %s; best validation accuracy %.4f; outputs in %s", epochs(config.trainer.epochs), best, run_dir)
+    log.info(
+        "finished: %s; best validation accuracy %.4f; outputs in %s", epochs(trainer.progress.epoch), best, run_dir
+    )
     return best
 
 
@@ -276,6 +286,7 @@ def check_memory(compiled: Compiled, config: DictConfig, device: Any) -> None:
     import torch
 
     states = {"torch.optim.SGD": 1 if config.optim.get("momentum") else 0}.get(config.optim._target_, 2)
+    states += 1 if config.trainer.get("ema") else 0  # the EMA's copy of the weights
     need = compiled.total_params * 4 * (2 + states)  # float32 weights, gradients, and per-weight optimizer state
     if device.type == "cuda":
         have = torch.cuda.mem_get_info(device)[1]
@@ -360,19 +371,19 @@ def train(config: DictConfig) -> float:
         if not rank:
             _record(job, f"{type(error).__name__}: {error}")
         raise
-    if not rank and not _record(job, None):
+    if not rank and not _record(job, None, best):
         raise SystemExit(1)
     return best
 
 
-def _record(job: sweep.Job | None, error: str | None) -> bool:
+def _record(job: sweep.Job | None, error: str | None, best: float | None = None) -> bool:
     """Record a sweep job's end in its sweep.csv (nothing outside a sweep); False, said, when it cannot be."""
     from ..files import WriteError
 
     if job is None:
         return True
     try:
-        job.finished(error)
+        job.finished(error, best)
     except WriteError as problem:
         log.error(str(problem))
         return False

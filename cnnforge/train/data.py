@@ -61,6 +61,9 @@ class TensorSplit:
     def to(self, device: torch.device) -> TensorSplit:
         return TensorSplit(self.x.to(device), self.y.to(device))
 
+    def subset(self, index: torch.Tensor) -> TensorSplit:
+        return TensorSplit(self.x[index], self.y[index])
+
     def batches(
         self,
         batch_size: int,
@@ -129,6 +132,10 @@ def load(config: Any, spec_input: tuple[int, int, int]) -> Data:
     if config.name not in LOADERS:
         raise DataError(f"data.name={config.name}: no such data set (known: {', '.join(sorted(LOADERS))})")
     data = LOADERS[config.name](config, spec_input)
+    fraction = config.get("train_fraction", 1.0)
+    if fraction < 1:
+        data.train = data.train.subset(subset(labels(data.train), fraction))
+        data.notes.append(f"{data.name}: training on {len(data.train):,} samples, data.train_fraction={fraction:g}")
     for split, other in ((data.train, data.val), (data.val, data.train)):
         if not len(split):
             which = "training" if split is data.train else "validation"
@@ -139,6 +146,24 @@ def load(config: Any, spec_input: tuple[int, int, int]) -> Data:
                 "training and validation need at least one sample each"
             )
     return data
+
+
+def labels(split: Split) -> torch.Tensor:
+    """Every label of `split`, in order, without reading its samples where it can say them."""
+    if isinstance(split, TensorSplit):
+        return split.y.cpu()
+    return torch.as_tensor(split.labels())  # type: ignore[attr-defined]
+
+
+def subset(y: torch.Tensor, fraction: float, seed: int = 1) -> torch.Tensor:
+    """Indices of `fraction` of each class of labels `y`, at least one per class; the same for a given seed."""
+    generator = torch.Generator().manual_seed(seed)
+    kept = []
+    for label in torch.unique(y):
+        members = torch.nonzero(y == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        kept.append(members[: max(1, round(len(members) * fraction))])
+    return torch.cat(kept).sort().values
 
 
 def stratified_split(y: torch.Tensor, val_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,9 +265,22 @@ class Prepare:
         return x
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self._shift.device != x.device:  # moved once, not copied to the device on every batch
-            self._shift, self._divisor = self._shift.to(x.device), self._divisor.to(x.device)
+        """A raw batch as the network takes it: the same as normalise(unit(x)), in fewer steps."""
+        self._on(x.device)
         return (self.adapt(x.float()) - self._shift) / self._divisor  # adapt is linear: scaling can come after
+
+    def unit(self, x: torch.Tensor) -> torch.Tensor:
+        """A raw batch at the spec's channels and size, in [0, 1] (as augmentation takes it)."""
+        return self.adapt(x.float() / self.scale)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch in [0, 1] at the spec's shape, normalised by the mean and standard deviation per channel."""
+        self._on(x.device)
+        return (x - self._shift / self.scale) / (self._divisor / self.scale)
+
+    def _on(self, device: torch.device) -> None:
+        if self._shift.device != device:  # moved once, not copied to the device on every batch
+            self._shift, self._divisor = self._shift.to(device), self._divisor.to(device)
 
     def describe(self) -> str | None:
         """One line on what is converted, or None when the data already matches the spec."""

@@ -13,7 +13,6 @@ import math
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from . import checkpoint, metrics
+from . import augment, checkpoint, loggers, schedule
 from .data import Data, Prepare, Split, TensorSplit
 from .distributed import Processes
 from .scores import Scores, evaluate
-from .settings import instantiate
 
 log = logging.getLogger("cnnforge.train")
 
@@ -72,6 +71,10 @@ class Progress:
     seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
     best: float = -1.0
+    lrs: list[float] = field(default_factory=list)  # the learning rate of each step of the current epoch
+    steps: list[dict] = field(default_factory=list)  # {epoch, step, lr} of epochs whose learning rate changed
+    reference: float = -1.0  # early stopping: the accuracy the next epochs must beat by min_delta
+    plateau: int = 0  # early stopping: epochs since it was last beaten
 
 
 class DeviceError(Exception):
@@ -91,6 +94,34 @@ def pick_device(name: str) -> torch.device:
     if count.get(device.type, 1) <= (device.index or 0):
         raise DeviceError(f"{name}: this machine has no such device (auto picks what it has)")
     return device
+
+
+class EMA(AveragedModel):
+    """An exponential moving average of a model's weights and buffers (torch.optim.swa_utils.AveragedModel),
+    updated after every step. Its decay warms up as TensorFlow's ExponentialMovingAverage's does, as
+    min(decay, (1 + n) / (10 + n)) after n updates, so that the average of a short run is not mostly the
+    initial weights."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__(model, multi_avg_fn=self._average, use_buffers=True)
+        self.decay, self.updates = decay, 0
+
+    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _: Any) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1 - decay)
+        else:  # counters (batchnorm's batches seen) are the model's own
+            torch._foreach_copy_(averaged, current)
+
+    def update(self, model: nn.Module) -> None:
+        self.update_parameters(model)
+        self.updates += 1
+
+    def restore(self, weights: dict[str, torch.Tensor], updates: int) -> None:
+        """Continue from the average `weights` after `updates` updates (a checkpoint's)."""
+        self.module.load_state_dict(weights)
+        self.n_averaged.fill_(max(updates, 1))  # not 0, which would make the next update a copy
+        self.updates = updates
 
 
 class Trainer:
@@ -122,8 +153,17 @@ class Trainer:
         self.data, self.prepare, self.device = self._place(data, device), prepare, device
         self.pin = device.type == "cuda"  # batches of data left in host memory are copied asynchronously
         self.run_dir, self.meta = run_dir, meta
-        self.optimizer = instantiate(config.optim, params=self.model.parameters())
-        self.scheduler = self._scheduler()
+        self.steps_per_epoch = math.ceil(len(self.data.train) / self.trainer.batch_size)
+        self.optimizer = schedule.optimizer(config, self.model)
+        self.scheduler = schedule.scheduler(config, self.optimizer, self.steps_per_epoch)
+        self.label_smoothing = config.optim.get("label_smoothing", 0.0)
+        augment_config = config.get("augment") or {"name": "none", "erasing": 0, "mixup": 0, "cutmix": 0}
+        self.augment = augment.build(OmegaConf.create(augment_config), len(data.classes), tuple(prepare.target[1:]))
+        self.augment_in_loader = not isinstance(self.data.train, TensorSplit)  # images read from disk
+        self.ema = EMA(self.model, self.trainer.ema_decay) if self.trainer.get("ema") else None
+        best_on = self.trainer.checkpoint.get("best_on", "auto")
+        self.serve_ema = self.ema is not None and best_on != "raw"  # whose accuracy picks best.pt, whose weights
+        self.loggers: list[loggers.Logger] = []
         precision = str(self.trainer.precision)
         self.autocast_dtype = AUTOCAST[precision]
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
@@ -133,10 +173,10 @@ class Trainer:
         self.saving = False  # a checkpoint is being written: a second Ctrl-C waits for it
         self.tty = sys.stderr.isatty() and procs.main
 
-    def _scheduler(self) -> Any:
-        """The learning-rate schedule of config.sched for the optimizer as it is now, or None."""
-        sched = self.config.sched
-        return instantiate(sched, optimizer=self.optimizer) if sched.get("_target_") else None
+    @property
+    def steps_done(self) -> int:
+        """Optimizer steps taken over the whole run."""
+        return self.progress.epoch * self.steps_per_epoch + self.progress.step
 
     def _place(self, data: Data, device: torch.device) -> Data:
         """In-memory splits moved to the GPU once when trainer.data_on_device says so (auto: when they fit)."""
@@ -163,8 +203,19 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
+        """What a checkpoint holds. "model" is the weights that evaluate, predict, export and the report use: the
+        EMA's where it serves ("raw" then holds the trained weights), else the trained ones ("ema" then holds the
+        EMA's)."""
+        weights: dict[str, Any] = {"model": self.model.state_dict(), "served": "raw"}
+        if self.ema is not None:
+            averaged = self.ema.module.state_dict()
+            updates = self.ema.updates
+            if self.serve_ema:
+                weights = {"model": averaged, "served": "ema", "raw": weights["model"], "ema": {"updates": updates}}
+            else:
+                weights["ema"] = {"weights": averaged, "updates": updates}
         return {
-            "model": self.model.state_dict(),
+            **weights,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict(),
@@ -190,21 +241,26 @@ class Trainer:
         """Continue from a checkpoint: weights, optimizer state, progress and random states. The optimizer's
         settings and the schedule are this run's config: the schedule is rebuilt and stepped through the
         epochs done, which gives the checkpoint's learning rate when the config is the one it was saved with."""
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state.get("raw", state["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
-        optim = OmegaConf.to_container(self.config.optim, resolve=True)
-        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in optim.items() if k != "_target_"}
+        settings = schedule.settings(self.config)
         for group in self.optimizer.param_groups:
+            decay = group["weight_decay"] if not self.config.optim.get("decay_norm_and_bias", True) else None
             group.update(settings)
+            if decay == 0.0:  # the group of biases and normalisation weights stays without decay
+                group["weight_decay"] = 0.0
             group.pop("initial_lr", None)  # set again by the schedule from lr
         self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
-        if self.config.sched.get("_target_"):
-            with warnings.catch_warnings():  # stepping a schedule before the optimizer has stepped is the point
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
-                self.scheduler = self._scheduler()
-                for _ in range(self.progress.epoch):
-                    self.scheduler.step()
+        if self.ema is not None and "ema" in state:
+            averaged = state["model"] if state.get("served") == "ema" else state["ema"]["weights"]
+            self.ema.restore(averaged, state["ema"]["updates"])
+        elif self.ema is not None:
+            self.ema.restore(self.model.state_dict(), 0)
+            log.info("trainer.ema: the checkpoint's run had no EMA; it starts from the checkpoint's weights")
+        if self.scheduler is not None:
+            self.scheduler = schedule.scheduler(self.config, self.optimizer, self.steps_per_epoch)
+            schedule.advance(self.scheduler, self.steps_done)
         rngs = state.get("rng_processes") or []
         checkpoint.set_rng_state(rngs[self.procs.rank] if len(rngs) == self.procs.world else state["rng"])
 
@@ -214,6 +270,8 @@ class Trainer:
         """Train until trainer.epochs; return the best validation accuracy."""
         handled = (signal.SIGINT, signal.SIGTERM) if _main_thread() else ()
         previous = {sig: signal.signal(sig, self._request_stop) for sig in handled}
+        if self.procs.main:
+            self.loggers = loggers.make(self.config, self.run_dir, self.steps_done, self.progress.epoch)
         try:
             epochs = range(self.progress.epoch, self.trainer.epochs)
             for epoch in tqdm(
@@ -225,10 +283,13 @@ class Trainer:
                 position=0,
             ):
                 self.train_epoch(epoch)
-                self._end_epoch(epoch)
+                if self._end_epoch(epoch):
+                    break
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            for logger in self.loggers:
+                logger.close()
         return self.progress.best
 
     def _request_stop(self, signum: int, frame: Any) -> None:
@@ -241,18 +302,38 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _batches(self, split: Split, epoch: int | None, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(
+        self, split: Split, epoch: int | None, skip: int = 0, augment: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This process's share of each batch, on the device; shuffled by a generator seeded from (seed, epoch)
-        so a resumed run, or one in several processes, sees exactly the batches of an uninterrupted single one."""
+        so a resumed run, or one in several processes, sees exactly the batches of an uninterrupted single one.
+        With `augment`, images read from disk come augmented by the loader processes."""
         generator = None
         if epoch is not None:
             generator = torch.Generator().manual_seed(self.trainer.seed * 1_000_003 + epoch)
-        for x, y in split.batches(self.trainer.batch_size, generator, skip, self.procs.shard, self.pin):
+        options = {}
+        if augment and self.augment_in_loader and (per_sample := self.augment.per_sample()):
+            options["augment"] = per_sample
+        for x, y in split.batches(self.trainer.batch_size, generator, skip, self.procs.shard, self.pin, **options):
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         x = self.prepare(x)
+        return self._format(x)
+
+    def _format(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.memory_format is torch.preserve_format else x.contiguous(memory_format=self.memory_format)
+
+    def _training_input(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch as the network sees it, augmented, and its targets: labels [N], or class
+        probabilities [N, classes] where batches are mixed."""
+        if not self.augment:
+            return self._input(x), y
+        x = self.prepare.unit(x)  # [N, C, H, W] in [0, 1] at the spec's size
+        if not self.augment_in_loader:
+            x = self.augment.images(x)
+        x, target = self.augment.normalised(self.prepare.normalise(x), y)
+        return self._format(x), target
 
     def train_epoch(self, epoch: int) -> None:
         """Train one epoch, from the step where `progress` says it stopped."""
@@ -272,19 +353,29 @@ class Trainer:
         bar = tqdm(
             total=steps, initial=p.step, desc=f"epoch {epoch + 1}", leave=False, disable=not self.tty, position=1
         )
-        for x, y in self._batches(self.data.train, epoch, skip=p.step):
+        for x, y in self._batches(self.data.train, epoch, skip=p.step, augment=True):
             batch = min(batch_size, size - p.step * batch_size)  # the global batch, all processes together
+            x, target = self._training_input(x, y)
             with self._autocast():
-                out = net(self._input(x))
-                summed = F.cross_entropy(out.float(), y, reduction="sum")
+                out = net(x)
+                summed = F.cross_entropy(out.float(), target, reduction="sum", label_smoothing=self.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(summed * (scale / batch)).backward()  # the mean over the global batch
+            if self.trainer.get("clip_grad_norm"):
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.trainer.clip_grad_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            p.lrs.append(self.optimizer.param_groups[0]["lr"])
+            if self.scheduler is not None:
+                self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
             summed = summed.detach()
             bad_step = torch.where((bad_step < 0) & ~torch.isfinite(summed), p.step, bad_step)
             loss_sum += summed
-            correct += (out.argmax(dim=1) == y).sum()
+            labels = target if target.ndim == 1 else target.argmax(dim=1)  # mixed: the larger share's class
+            correct += (out.argmax(dim=1) == labels).sum()
             p.step += 1
             p.seen += batch
             bar.update()
@@ -323,42 +414,55 @@ class Trainer:
                 "try a lower optim.lr, or trainer.precision=32"
             )
 
-    def evaluate(self, split: Split) -> Scores:
-        """How the model does on `split` (all processes' shares together)."""
+    def evaluate(self, split: Split, model: nn.Module | None = None) -> Scores:
+        """How the model (or `model`, the EMA's) does on `split` (all processes' shares together)."""
         batches = ((self._input(x), y) for x, y in self._batches(split, None))
         classes = len(self.data.classes)
-        return evaluate(self.net, batches, None, classes, self._autocast, self.device, self.procs.sum)
+        return evaluate(model or self.net, batches, None, classes, self._autocast, self.device, self.procs.sum)
 
-    def _end_epoch(self, epoch: int) -> None:
+    def _end_epoch(self, epoch: int) -> bool:
+        """Validate, log and checkpoint the epoch just trained; True when early stopping ends the run here."""
         p = self.progress
         scores = self.evaluate(self.data.val)
-        val_loss, val_acc = scores.loss, scores.accuracy
-        if not math.isfinite(val_loss):
+        if not math.isfinite(scores.loss):
             raise NonFiniteLoss(f"the validation loss is NaN or infinite after epoch {epoch + 1}")
         row = {
             "epoch": epoch + 1,
             "train_loss": p.loss_sum / max(p.seen, 1),
             "train_acc": p.correct / max(p.seen, 1),
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "val_loss": scores.loss,
+            "val_acc": scores.accuracy,
+            "lr": p.lrs[0] if p.lrs else self.optimizer.param_groups[0]["lr"],
             "seconds": p.seconds,
             "images_per_s": p.seen / max(p.seconds, 1e-9),
         }
-        if self.scheduler:
-            self.scheduler.step()
-        improved = val_acc > p.best
+        if scores.top5 is not None:
+            row["val_top5"] = scores.top5
+        chosen = scores.accuracy
+        if self.ema is not None:
+            averaged = self.evaluate(self.data.val, self.ema.module)
+            row |= {"ema_val_loss": averaged.loss, "ema_val_acc": averaged.accuracy}
+            if averaged.top5 is not None:
+                row["ema_val_top5"] = averaged.top5
+            chosen = averaged.accuracy if self.serve_ema else chosen
+        if len(set(p.lrs)) > 1:  # the learning rate changed within the epoch: a row per step
+            first = epoch * self.steps_per_epoch
+            p.steps += [{"epoch": epoch + 1, "step": first + i + 1, "lr": lr} for i, lr in enumerate(p.lrs)]
+        improved = chosen > p.best
         p.history.append(row)
-        p.best = max(p.best, val_acc)
-        p.epoch, p.step, p.loss_sum, p.correct, p.seen, p.seconds = epoch + 1, 0, 0.0, 0, 0, 0.0
+        p.best = max(p.best, chosen)
+        stop = self._early_stop(chosen)
+        p.epoch, p.step, p.loss_sum, p.correct, p.seen, p.seconds, p.lrs = epoch + 1, 0, 0.0, 0, 0, 0.0, []
+        ema = f" (EMA {row['ema_val_acc']:.4f})" if self.ema is not None else ""
         log.info(
-            "epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | lr %.3g | %.1f s, %.0f img/s",
+            "epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | lr %.3g | %.1f s, %.0f img/s",
             epoch + 1,
             self.trainer.epochs,
             row["train_loss"],
             row["train_acc"],
-            val_loss,
-            val_acc,
+            row["val_loss"],
+            row["val_acc"],
+            ema,
             row["lr"],
             row["seconds"],
             row["images_per_s"],
@@ -367,10 +471,31 @@ class Trainer:
             self.save("last.pt")
         if self.trainer.checkpoint.best and improved:
             self.save("best.pt")
-        if self.procs.main:
-            metrics.write_csv(p.history, self.run_dir / "metrics.csv")
-            title = f"{self.meta['spec']['name']} on {self.data.name}"
-            metrics.plot(p.history, self.run_dir / "curves.png", title)
+        title = f"{self.meta['spec']['name']} on {self.data.name}"
+        for logger in self.loggers:
+            logger.epoch(loggers.Logged(title, p.history, p.steps, self.steps_per_epoch))
+        if stop:
+            which = "the EMA's validation accuracy" if self.serve_ema else "validation accuracy"
+            log.info(
+                "early stop after epoch %d: %s has not improved by more than %g for %d epochs (best %.4f)",
+                epoch + 1,
+                which,
+                self.trainer.early_stop.min_delta,
+                p.plateau,
+                p.best,
+            )
+        return stop
+
+    def _early_stop(self, accuracy: float) -> bool:
+        """Count the epochs since `accuracy` last beat the reference by trainer.early_stop.min_delta; True when
+        they reach its patience."""
+        p, rule = self.progress, self.trainer.get("early_stop") or {}
+        if p.reference < 0 or accuracy - rule.get("min_delta", 0.0) > p.reference:
+            p.reference, p.plateau = accuracy, 0
+        else:
+            p.plateau += 1
+        patience = rule.get("patience")
+        return patience is not None and p.plateau >= patience
 
 
 def _main_thread() -> bool:

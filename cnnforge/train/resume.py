@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 # Data keys that say where the data is or how it is read, not what it is: they may change on resume.
 DATA_LOCATION = ("root", "download", "num_workers", "memory_gb")
+ADDED = {"train_fraction": 1.0}  # data keys added since checkpoints were first written, and the value they had
 
 
 class ResumeError(Exception):
@@ -37,8 +38,14 @@ def load(config: DictConfig) -> dict[str, Any]:
             f"has trainer.epochs={config.trainer.epochs}; to train on, give trainer.epochs={done + 1} or more"
         )
     data = OmegaConf.to_container(config.data, resolve=True)
-    fixed = [(f"data.{key}", saved["data"].get(key), value) for key, value in data.items() if key not in DATA_LOCATION]
+    fixed = [
+        (f"data.{key}", saved["data"].get(key, ADDED.get(key)), value)
+        for key, value in data.items()
+        if key not in DATA_LOCATION
+    ]
     fixed.append(("optim._target_", saved["optim"]["_target_"], config.optim._target_))
+    key = "decay_norm_and_bias"  # the optimizer's parameter groups
+    fixed.append((f"optim.{key}", saved["optim"].get(key, True), config.optim.get(key, True)))
     if progress["step"]:  # mid-epoch: the rest of the epoch must be the same batches
         fixed += [(f"trainer.{k}", saved["trainer"][k], config.trainer[k]) for k in ("batch_size", "seed")]
     for key, was, now in fixed:
@@ -74,11 +81,12 @@ def check_weights(state: dict[str, Any], meta: dict[str, Any], model: Any, confi
         )
     saved = state["config"]
     changed: list[str] = []
-    for group in ("optim", "sched", "trainer"):
+    for group in ("optim", "sched", "augment", "logger", "trainer"):
         now = OmegaConf.to_container(config[group], resolve=True)
-        for key in sorted(set(now) | set(saved[group])):
-            if key != "resume" and now.get(key) != saved[group].get(key):
-                was = _show(saved[group].get(key))
+        before = saved.get(group) or {}
+        for key in sorted(set(now) | set(before)):
+            if key != "resume" and now.get(key) != before.get(key):
+                was = _show(before.get(key))
                 changed.append(f"resuming with {group}.{key}={_show(now.get(key))} (the checkpoint's run: {was})")
     return changed
 

@@ -61,6 +61,12 @@ Fraction = Annotated[float, Field(gt=0, lt=1)]
 class Checkpoints(Section):
     last: bool  # write last.pt after every epoch
     best: bool  # write best.pt when validation accuracy improves
+    best_on: Literal["auto", "raw", "ema"] = "auto"  # whose accuracy picks best.pt, and whose weights are served
+
+
+class EarlyStop(Section):
+    patience: Positive | None = None  # epochs without improvement before stopping; None: never
+    min_delta: Annotated[float, Field(ge=0)] = 0.0  # an improvement must exceed this
 
 
 def _device(value: Any) -> Any:
@@ -93,6 +99,16 @@ class Trainer(Section):
     ]
     data_on_device: Annotated[bool | str, _word("auto, true or false", "auto", True, False)]
     sync_batchnorm: bool
+    clip_grad_norm: Annotated[float, Field(gt=0)] | None = None
+    ema: bool = False
+    ema_decay: Fraction = 0.999
+    early_stop: EarlyStop = EarlyStop()
+
+    @model_validator(mode="after")
+    def _ema(self) -> Trainer:
+        if self.checkpoint.best_on == "ema" and not self.ema:
+            raise ValueError("trainer.checkpoint.best_on=ema needs trainer.ema=true")
+        return self
 
 
 # -- data --------------------------------------------------------------------------------------------------------
@@ -103,10 +119,12 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # to
 
 
 class DataSection(Section):
-    """What every data option has: its name (each option's own word) and how its inputs are normalised."""
+    """What every data option has: its name (each option's own word), how its inputs are normalised, and the share
+    of the training split to train on."""
 
     name: str
     normalize: Normalize = "auto"
+    train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
 class Digits(DataSection):
@@ -152,7 +170,18 @@ DATA: dict[str, type[Section]] = {
 # -- optim and sched: what `instantiate` may build ------------------------------------------------------------
 
 
-class SGD(Section):
+class OptimSection(Section):
+    """What every optimizer option has besides the optimizer's own arguments: settings of the loss and of which
+    weights decay (OPTIM_EXTRAS, left out when the optimizer is made)."""
+
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    decay_norm_and_bias: bool = True
+
+
+OPTIM_EXTRAS = tuple(OptimSection.model_fields)
+
+
+class SGD(OptimSection):
     target: Literal["torch.optim.SGD"] = Field(alias="_target_")
     lr: Annotated[float, Field(gt=0)]
     momentum: Annotated[float, Field(ge=0)] = 0.0
@@ -170,7 +199,7 @@ class SGD(Section):
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
-class Adam(Section):
+class Adam(OptimSection):
     target: Literal["torch.optim.Adam", "torch.optim.AdamW"] = Field(alias="_target_")
     lr: Annotated[float, Field(gt=0)]
     betas: Annotated[list[Beta], Field(min_length=2, max_length=2)] = [0.9, 0.999]
@@ -179,29 +208,167 @@ class Adam(Section):
     amsgrad: bool = False
 
 
-class NoSchedule(Section):
+class ScheduleSection(Section):
+    """What every schedule option has besides the scheduler's own arguments: a linear warm-up before it
+    (SCHED_EXTRAS, left out when the scheduler is made)."""
+
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0.0
+    warmup_factor: Annotated[float, Field(gt=0, le=1)] = 0.01
+
+
+SCHED_EXTRAS = tuple(ScheduleSection.model_fields)
+
+
+class NoSchedule(ScheduleSection):
     target: None = Field(alias="_target_")
 
 
-class StepLR(Section):
+class StepLR(ScheduleSection):
     target: Literal["torch.optim.lr_scheduler.StepLR"] = Field(alias="_target_")
     step_size: Positive
     gamma: Annotated[float, Field(gt=0)]
 
 
-class CosineAnnealingLR(Section):
+class MultiStepLR(ScheduleSection):
+    target: Literal["torch.optim.lr_scheduler.MultiStepLR"] = Field(alias="_target_")
+    milestones: Annotated[list[Positive], Field(min_length=1)]
+    gamma: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _increasing(self) -> MultiStepLR:
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:], strict=False)):
+            raise ValueError(f"sched.milestones={self.milestones}: must be increasing epochs")
+        return self
+
+
+class CosineAnnealingLR(ScheduleSection):
     target: Literal["torch.optim.lr_scheduler.CosineAnnealingLR"] = Field(alias="_target_")
     T_max: Positive  # torch's argument name
     eta_min: Annotated[float, Field(ge=0)]
+
+
+class OneCycleLR(ScheduleSection):
+    target: Literal["torch.optim.lr_scheduler.OneCycleLR"] = Field(alias="_target_")
+    max_lr: Annotated[float, Field(gt=0)]
+    pct_start: Fraction
+    anneal_strategy: Literal["cos", "linear"]
+    div_factor: Annotated[float, Field(gt=0)]
+    final_div_factor: Annotated[float, Field(gt=0)]
+    epochs: Positive
+
+    @model_validator(mode="after")
+    def _no_warmup(self) -> OneCycleLR:
+        if self.warmup_epochs:
+            raise ValueError("sched=onecycle warms up itself (pct_start): sched.warmup_epochs must be 0")
+        return self
 
 
 OPTIM: dict[str, type[Section]] = {"torch.optim.SGD": SGD, "torch.optim.Adam": Adam, "torch.optim.AdamW": Adam}
 SCHED: dict[str | None, type[Section]] = {
     None: NoSchedule,
     "torch.optim.lr_scheduler.StepLR": StepLR,
+    "torch.optim.lr_scheduler.MultiStepLR": MultiStepLR,
     "torch.optim.lr_scheduler.CosineAnnealingLR": CosineAnnealingLR,
+    "torch.optim.lr_scheduler.OneCycleLR": OneCycleLR,
 }
 TARGETS = tuple(t for t in (*OPTIM, *SCHED) if t)  # the execution whitelist: all that a config may instantiate
+
+
+# -- augment and logger ------------------------------------------------------------------------------------------
+
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+Alpha = Annotated[float, Field(ge=0)]
+
+
+class AugmentSection(Section):
+    """What every augment option has: random erasing and batch mixing, which go with any image augmentation."""
+
+    name: str
+    erasing: Probability = 0.0
+    mixup: Alpha = 0.0
+    cutmix: Alpha = 0.0
+
+
+class NoAugment(AugmentSection):
+    name: Literal["none"]
+
+
+class CropFlip(AugmentSection):
+    name: Literal["crop_flip"]
+    padding: Count
+    flip: Probability
+
+
+Range = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2)]
+
+
+class ResizedCrop(AugmentSection):
+    name: Literal["imagenet"]
+    scale: Range
+    ratio: Range
+    flip: Probability
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ResizedCrop:
+        if self.scale[0] > self.scale[1] or self.scale[1] > 1 or self.ratio[0] > self.ratio[1]:
+            raise ValueError(
+                f"augment.scale={self.scale}, augment.ratio={self.ratio}: each must be [low, high] with low <= high, "
+                "and the scale at most 1 (the whole image)"
+            )
+        return self
+
+
+class ShiftRotate(AugmentSection):
+    name: Literal["shift_rotate"]
+    degrees: Annotated[float, Field(ge=0, le=180)]
+    translate: Annotated[float, Field(ge=0, le=1)]
+
+
+class TrivialAugment(CropFlip):
+    name: Literal["trivialaugment"]  # type: ignore[assignment]
+    num_magnitude_bins: Annotated[int, Field(ge=2)]
+
+
+class RandAugment(CropFlip):
+    name: Literal["randaugment"]  # type: ignore[assignment]
+    num_ops: Positive
+    magnitude: Count
+    num_magnitude_bins: Annotated[int, Field(ge=2)]
+
+    @model_validator(mode="after")
+    def _magnitude(self) -> RandAugment:
+        if self.magnitude >= self.num_magnitude_bins:
+            raise ValueError(f"augment.magnitude={self.magnitude}: must be less than num_magnitude_bins")
+        return self
+
+
+class AutoAugment(CropFlip):
+    name: Literal["autoaugment"]  # type: ignore[assignment]
+    policy: Literal["cifar10", "imagenet", "svhn"]
+
+
+AUGMENT: dict[str, type[Section]] = {
+    "none": NoAugment,
+    "crop_flip": CropFlip,
+    "imagenet": ResizedCrop,
+    "shift_rotate": ShiftRotate,
+    "trivialaugment": TrivialAugment,
+    "randaugment": RandAugment,
+    "autoaugment": AutoAugment,
+}
+
+
+class CsvLogger(Section):
+    name: Literal["csv"]
+
+
+class TensorBoardLogger(Section):
+    name: Literal["tensorboard"]
+    dir: str
+
+
+LOGGER: dict[str, type[Section]] = {"csv": CsvLogger, "tensorboard": TensorBoardLogger}
 
 
 class Arch(Section):
@@ -222,6 +389,8 @@ class Settings(BaseModel):
     data: Section
     optim: Section
     sched: Section
+    augment: Section
+    logger: Section
     trainer: Trainer
 
 
@@ -229,7 +398,8 @@ class Settings(BaseModel):
 
 
 def validate(
-    config: DictConfig, groups: tuple[str, ...] = ("arch", "model", "data", "optim", "sched", "trainer")
+    config: DictConfig,
+    groups: tuple[str, ...] = ("arch", "model", "data", "optim", "sched", "augment", "logger", "trainer"),
 ) -> Settings:
     """The composed config's `groups`, checked; SettingsError says every problem, one line each."""
     problems: list[str] = []
@@ -270,7 +440,13 @@ def _model(group: str, values: Any) -> tuple[type[Section] | None, str]:
     single = {"arch": Arch, "model": Model, "trainer": Trainer}
     if group in single:
         return single[group], ""
-    key, choices = {"data": ("name", DATA), "optim": ("_target_", OPTIM), "sched": ("_target_", SCHED)}[group]
+    key, choices = {
+        "data": ("name", DATA),
+        "optim": ("_target_", OPTIM),
+        "sched": ("_target_", SCHED),
+        "augment": ("name", AUGMENT),
+        "logger": ("name", LOGGER),
+    }[group]
     value = values.get(key)
     if value in choices:
         return choices[value], ""
@@ -355,6 +531,14 @@ def _did_you_mean(value: Any, choices: Any) -> str:
 
 
 # -- Hydra -------------------------------------------------------------------------------------------------------
+
+
+def arguments(config: Any, extras: tuple[str, ...]) -> dict[str, Any]:
+    """An optim or sched config as the arguments of what it makes (its `_target_` kept): resolved, without
+    cnnforge's own keys `extras`."""
+    values = OmegaConf.to_container(config, resolve=True)
+    assert isinstance(values, dict)
+    return {key: value for key, value in values.items() if key not in extras}
 
 
 def instantiate(config: Any, **kwargs: Any) -> Any:

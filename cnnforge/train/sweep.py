@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..files import replace
+from .metrics import epochs
 
 TABLE = "sweep.csv"  # at the sweep's root
 RESULTS = ".jobs"  # at the sweep's root: N.json per finished job, and the lock that serializes rebuilding TABLE
@@ -111,9 +112,12 @@ class Job:
         self.sweep_dir, self.num, self.run_dir, self.overrides = sweep_dir, num, run_dir, overrides
         self.started = time.monotonic()
 
-    def finished(self, error: str | None = None) -> Path:
-        """Record the job as ok (no `error`) or failed, and rebuild sweep.csv; returns its path."""
+    def finished(self, error: str | None = None, best_accuracy: float | None = None) -> Path:
+        """Record the job as ok (no `error`) or failed, and rebuild sweep.csv; returns its path. `best_accuracy` is
+        the one the run returned (its EMA's where those weights serve); without it, metrics.csv's best."""
         best, epochs = _progress(self.run_dir / "metrics.csv")
+        if best_accuracy is not None:
+            best = f"{best_accuracy:.6g}"
         result = Result(
             job=self.num,
             folder=self.run_dir.name,
@@ -138,6 +142,7 @@ def _progress(metrics: Path) -> tuple[str, int]:
             rows = list(csv.DictReader(file))
     except OSError:
         return "", 0
+    rows = epochs(rows)
     if not rows:
         return "", 0
     best = max(rows, key=lambda row: float(row["val_acc"]))

@@ -7,7 +7,7 @@ import math
 import pickle
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -176,6 +176,16 @@ class FolderSplit:
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
+    def labels(self) -> list[int]:
+        """Every sample's label, in order, read from the folder names (no image is decoded)."""
+        if isinstance(self.dataset, Subset):
+            targets = self.dataset.dataset.targets  # type: ignore[attr-defined]
+            return [targets[i] for i in self.dataset.indices]
+        return list(self.dataset.targets)  # type: ignore[attr-defined]
+
+    def subset(self, index: torch.Tensor) -> FolderSplit:
+        return FolderSplit(Subset(self.dataset, index.tolist()), self.shape, self.num_workers)
+
     def batches(
         self,
         batch_size: int,
@@ -183,16 +193,23 @@ class FolderSplit:
         skip: int = 0,
         shard: tuple[int, int] = (0, 1),
         pin: bool = False,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """As Split.batches says; images are decoded by `num_workers` loader processes."""
+        """As Split.batches says; images are decoded by `num_workers` loader processes, which also `augment` each
+        (uint8 [C, H, W] -> the same), seeded by its place in this order of the samples: the same augmentation
+        for a given generator, whatever the number of processes or the batches skipped."""
         order = torch.arange(len(self)) if generator is None else torch.randperm(len(self), generator=generator)
         part, parts = shard
-        index = order.tolist()
+        index: list[Any] = order.tolist()
+        dataset = self.dataset
+        if augment is not None:
+            seeds = torch.randint(2**62, (len(self),), generator=generator).tolist()
+            index, dataset = list(zip(index, seeds, strict=True)), Augmented(self.dataset, augment)
         chunks = [
             shards(index[i : i + batch_size], parts)[part] for i in range(skip * batch_size, len(self), batch_size)
         ]
         loader = DataLoader(
-            self.dataset, batch_sampler=[c for c in chunks if c], num_workers=self.num_workers, pin_memory=pin
+            dataset, batch_sampler=[c for c in chunks if c], num_workers=self.num_workers, pin_memory=pin
         )
         try:
             yield from map(tuple, loader)
@@ -200,6 +217,21 @@ class FolderSplit:
             raise DataError(f"an image cannot be read: {_last_line(error)}") from None
         if chunks and not chunks[-1]:  # a last batch smaller than the number of processes leaves this one none
             yield torch.empty(0, *self.shape, dtype=torch.uint8), torch.empty(0, dtype=torch.long)
+
+
+@dataclass
+class Augmented(Dataset):
+    """`dataset`'s samples, each augmented with torch's generator seeded by the seed it is asked for with."""
+
+    dataset: Dataset
+    augment: Callable[[torch.Tensor], torch.Tensor]
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, seed = item
+        x, y = self.dataset[index]
+        with torch.random.fork_rng(devices=[]):  # the process's own draws (dropout, with no loader processes) go on
+            torch.manual_seed(seed)
+            return self.augment(x), y
 
 
 def _folder(tv: ModuleType, path: Path, transform: Any, mode: str) -> Any:
