@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from train_helpers import ENV, Run, app_folder, train, write_spec
@@ -341,6 +341,8 @@ def test_predict_model_usage(capsys) -> None:
     st.tuples(st.integers(1, 40), st.integers(1, 40)),
     st.integers(0, 2**32 - 1),
 )
+@example(1, (3, 1), 1, (2, 1), 0)  # a 1-pixel side, resized along the other: torch's antialiased resize errs there
+@example(3, (7, 7), 1, (2, 1), 0)  # and when a side becomes 1 pixel
 def test_numpy_preparation_is_torchs(channels: int, size, target: int, input_size, seed: int) -> None:
     """prepared() (numpy and Pillow) against Prepare (torch), as predict ckpt= prepares a file's pixels."""
     rng = np.random.default_rng(seed)

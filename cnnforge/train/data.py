@@ -261,6 +261,11 @@ class Prepare:
             x = (x * torch.tensor(LUMA, device=x.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
         if tuple(x.shape[2:]) != (h, w):
             smaller = h < x.shape[2] or w < x.shape[3]
+            if 1 in (h, w, *x.shape[2:]):  # torch's antialiased resize errs where a side is or becomes 1 pixel and
+                # the other changes: a 1-pixel side made 2 equal pixels, then one side resized, then the other (the
+                # same sums, as the filter is separable)
+                x = x.expand(-1, -1, max(x.shape[2], 2), max(x.shape[3], 2))
+                x = F.interpolate(x, size=(h, x.shape[3]), mode="bilinear", align_corners=False, antialias=smaller)
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=smaller)
         return x
 
