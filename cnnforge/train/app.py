@@ -434,6 +434,12 @@ def main(argv: list[str]) -> int:
     if problem := _reused_folder(argv, sweeping):
         print(problem, file=sys.stderr)
         return 1
+    if "hydra/sweeper=optuna" in argv:
+        if problem := _optuna():
+            print(f"hydra/sweeper=optuna: {problem}", file=sys.stderr)
+            return 2
+        if not any(arg.startswith("hydra.sweeper.direction=") for arg in argv):
+            argv = [*argv, "hydra.sweeper.direction=maximize"]  # the app returns the best validation accuracy
     argv = quote_paths(argv)
     if "--help" in argv or "-h" in argv:  # the specs arch= can name here, then Hydra's own help
         print(archs.listing())
@@ -441,6 +447,17 @@ def main(argv: list[str]) -> int:
     sys.argv = ["cnnforge train", *register_archs(argv), *extra, *(sweep.exclude_unswept(argv) if sweeping else [])]
     train()
     return 0
+
+
+def _optuna() -> str | None:
+    """Why Hydra's Optuna sweeper cannot run here, or None when it can."""
+    from .settings import HYDRA_LINE
+
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None:
+        return "needs Hydra's Optuna sweeper, in the sweep extra: pip install 'cnnforge[sweep]'"
+    if HYDRA_LINE >= (1, 4):  # Hydra 1.4 hands a sweeper its sampler's config, which hydra-optuna-sweeper uses as is
+        return "hydra-optuna-sweeper runs with Hydra 1.3 only: pip install 'hydra-core<1.4'"
+    return None
 
 
 def _reused_folder(argv: list[str], sweeping: bool) -> str | None:
