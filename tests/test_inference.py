@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
-from train_helpers import Run, app_folder, train, write_spec
+from train_helpers import Run, app_folder, digits_logits, torch_scores, train, write_spec
 
 from cnnforge.cli import main
 from cnnforge.train.data import load
@@ -80,21 +80,15 @@ def parse_evaluate(out: str) -> Evaluated:
     return Evaluated(match[1], match[2], int(match[3]), float(match[4]), float(match[5]), top5, matrix, accuracies)
 
 
-def validation_data() -> tuple[torch.Tensor, torch.Tensor]:
-    data = load(OmegaConf.create({"name": "digits", "val_fraction": 0.2}), (1, 8, 8))
-    x, y = zip(*data.val.batches(1000), strict=True)
-    return torch.cat(x), torch.cat(y)
-
-
 def assert_scored_as_torch_does(evaluated: Evaluated, logits: torch.Tensor, labels: torch.Tensor) -> None:
-    """Top-5 accuracy from torch.topk, and each class's samples and correct predictions counted from the labels
-    and the logits' argmax, are what evaluate printed."""
-    in_top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1)
-    assert evaluated.top5 == pytest.approx(float(in_top5.double().mean()), abs=6e-5)  # printed to 4 decimals
-    predicted = logits.argmax(dim=1)
-    for c, (samples, correct, accuracy) in enumerate(evaluated.per_class):
-        assert (samples, correct) == (int((labels == c).sum()), int(((labels == c) & (predicted == c)).sum()))
-        assert accuracy == (pytest.approx(correct / samples, abs=6e-5) if samples else None)
+    """Top-5 accuracy and each class's samples and correct predictions, as torch computes them from the logits and
+    the labels, are what evaluate printed."""
+    top5, counts = torch_scores(logits, labels)
+    assert evaluated.top5 == pytest.approx(top5, abs=6e-5)  # printed to 4 decimals
+    assert [(samples, correct) for samples, correct, _ in evaluated.per_class] == counts
+    assert [accuracy for _, _, accuracy in evaluated.per_class] == [
+        pytest.approx(correct / samples, abs=6e-5) if samples else None for samples, correct in counts
+    ]
 
 
 @pytest.mark.parametrize("which", ["last", "best"])
@@ -111,11 +105,8 @@ def test_evaluate_matches_the_runs_validation(trained: Run, which: str, capsys: 
     assert confusion.shape == (10, 10)
     assert int(confusion.sum()) == DIGITS_VAL
     assert int(confusion.trace()) / DIGITS_VAL == pytest.approx(evaluated.accuracy, abs=6e-5)
-    x, labels = validation_data()
+    logits, labels = digits_logits(trained.folder / f"{which}.pt")
     assert confusion.sum(dim=1).tolist() == torch.bincount(labels, minlength=10).tolist()  # rows: the true classes
-    net = load_trained(trained.folder / f"{which}.pt")
-    with torch.no_grad():
-        logits = net.model(net.prepare(x))
     assert_scored_as_torch_does(evaluated, logits, labels)
 
 
