@@ -413,7 +413,8 @@ def parser() -> argparse.ArgumentParser:
 
 HYDRA_COMMANDS = {
     "train": "train a spec (Hydra app: cnnforge train arch=NAME key=value ...; --help lists the options)",
-    "evaluate": "loss, accuracy and confusion matrix of a checkpoint: cnnforge evaluate ckpt=PATH [data=NAME]",
+    "evaluate": "loss, accuracy, top-5 accuracy (over 5 classes), confusion matrix and accuracy per class of a "
+    "checkpoint: cnnforge evaluate ckpt=PATH [data=NAME]",
     "predict": "top-k classes of images: cnnforge predict ckpt=PATH|model=FILE.onnx [top_k=3] IMAGE... (model=: "
     "an exported file, run without torch)",
     "explain": "class-activation heatmaps (Grad-CAM, ...) over images: cnnforge explain ckpt=PATH "

@@ -55,21 +55,24 @@ def evaluate(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def parse(out: str) -> tuple[str, int, float, list[list[int]]]:
-    """(which split, samples, accuracy, confusion rows) from evaluate's output."""
-    head, columns, *rows = out.splitlines()
+def parse(out: str) -> tuple[str, int, float, list[list[int]], list[list[str]]]:
+    """(which split, samples, accuracy, confusion rows, per-class rows) from evaluate's output. Three classes: the
+    first line has no top-5 accuracy."""
+    head, columns, *rest = out.splitlines()
     match = re.fullmatch(r"tiny on imagefolder \((.+), (\d+) samples\): loss [\d.]+, accuracy ([\d.]+)", head)
     assert match, head
     assert columns.split() == ["true\\pred", "dark", "light", "stripes"]
-    assert [row.split()[0] for row in rows] == ["dark", "light", "stripes"]
-    return match[1], int(match[2]), float(match[3]), [[int(v) for v in row.split()[1:]] for row in rows]
+    rows, (blank, per_class_head, *per_class) = rest[:3], rest[3:]
+    assert blank == "" and per_class_head.split() == ["class", "samples", "correct", "accuracy"]
+    assert [row.split()[0] for row in rows] == [row.split()[0] for row in per_class] == ["dark", "light", "stripes"]
+    confusion = [[int(v) for v in row.split()[1:]] for row in rows]
+    return match[1], int(match[2]), float(match[3]), confusion, [row.split()[1:] for row in per_class]
 
 
-def accuracy_by_predict(checkpoint: Path, root: Path) -> float:
-    """The share of root/<class>/ images whose most probable class, image by image, is their folder's name."""
+def predicted_by_predict(checkpoint: Path, root: Path) -> dict[Path, str]:
+    """The most probable class of each root/<class>/ image, image by image."""
     net = load(checkpoint)
-    files = sorted(root.glob("*/*.png"))
-    return sum(net.predict(path, top_k=1)[0][0] == path.parent.name for path in files) / len(files)
+    return {path: net.predict(path, top_k=1)[0][0] for path in sorted(root.glob("*/*.png"))}
 
 
 @pytest.mark.parametrize("how", ["split", "folder", "root"])
@@ -82,19 +85,22 @@ def test_evaluate_a_separate_test_folder(trained, how: str, capsys: pytest.Captu
     }[how]
     code, out, err = evaluate(capsys, f"ckpt={run.folder / 'last.pt'}", "device=cpu", *args)
     assert code == 0, err
-    which, samples, accuracy, confusion = parse(out)
+    which, samples, accuracy, confusion, per_class = parse(out)
     root = Path("shapes") if how == "split" else shapes
     assert which == f"{'all' if how == 'folder' else 'test'}: {root / 'test'}"
     assert samples == sum(TEST.values())
     assert [sum(row) for row in confusion] == list(TEST.values())  # rows: the true classes of the test images
-    assert accuracy == pytest.approx(accuracy_by_predict(run.folder / "last.pt", shapes / "test"), abs=6e-5)
+    predicted = predicted_by_predict(run.folder / "last.pt", shapes / "test")
+    right = [path.parent.name for path, name in predicted.items() if name == path.parent.name]
+    assert accuracy == pytest.approx(len(right) / samples, abs=6e-5)
+    assert per_class == [[str(n), str(right.count(kind)), f"{right.count(kind) / n:.4f}"] for kind, n in TEST.items()]
 
 
 def test_the_validation_split_is_still_the_default(trained, capsys: pytest.CaptureFixture) -> None:
     run, _ = trained
     code, out, err = evaluate(capsys, f"ckpt={run.folder / 'last.pt'}", "device=cpu")
     assert code == 0, err
-    which, samples, _, confusion = parse(out)
+    which, samples, _, confusion, _ = parse(out)
     assert (which, samples) == ("val", sum(COUNTS["val"].values()))
     assert [sum(row) for row in confusion] == list(COUNTS["val"].values())
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
-from train_helpers import Run, app_folder, train, write_spec
+from train_helpers import Run, app_folder, digits_logits, torch_scores, train, write_spec
 
 from cnnforge.cli import main
 from cnnforge.train.data import load
@@ -45,46 +45,97 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield run
 
 
-def parse_evaluate(out: str) -> tuple[str, int, float, float, torch.Tensor]:
-    """(split, samples, loss, accuracy, confusion matrix) from evaluate's output."""
-    head, *table = out.splitlines()
-    match = re.fullmatch(r"tiny on digits \((\w+), (\d+) samples\): loss ([\d.]+), accuracy ([\d.]+)", head)
+@dataclass
+class Evaluated:
+    """What evaluate printed."""
+
+    data: str
+    split: str
+    samples: int
+    loss: float
+    accuracy: float
+    top5: float | None  # printed only with more than 5 classes
+    confusion: torch.Tensor  # [10, 10], rows: the true class
+    per_class: list[tuple[int, int, float | None]]  # each class's samples, correct ones and accuracy (None: '-')
+
+
+def parse_evaluate(out: str) -> Evaluated:
+    """Evaluate's output: a line of scores, the confusion table, a blank line, the table of accuracy per class;
+    each table's columns right-aligned, so its lines are all as long."""
+    head, *lines = out.splitlines()
+    pattern = r"tiny on (\w+) \((\w+), (\d+) samples\): loss ([\d.]+), accuracy ([\d.]+)(?:, top-5 ([\d.]+))?"
+    match = re.fullmatch(pattern, head)
     assert match, head
-    assert table[0].split() == ["true\\pred", *[str(d) for d in range(10)]]
-    rows = [line.split() for line in table[1:]]
-    assert [row[0] for row in rows] == [str(d) for d in range(10)]
-    confusion = torch.tensor([[int(v) for v in row[1:]] for row in rows])
-    return match[1], int(match[2]), float(match[3]), float(match[4]), confusion
+    digits = [str(d) for d in range(10)]
+    confusion, blank, per_class = lines[:11], lines[11], lines[12:]
+    assert confusion[0].split() == ["true\\pred", *digits] and blank == ""
+    assert per_class[0].split() == ["class", "samples", "correct", "accuracy"]
+    for table in (confusion, per_class):
+        assert [row.split()[0] for row in table[1:]] == digits
+        assert len({len(row) for row in table}) == 1, table
+    matrix = torch.tensor([[int(v) for v in row.split()[1:]] for row in confusion[1:]])
+    rows = [row.split()[1:] for row in per_class[1:]]
+    accuracies = [(int(n), int(hit), None if share == "-" else float(share)) for n, hit, share in rows]
+    top5 = None if match[6] is None else float(match[6])
+    return Evaluated(match[1], match[2], int(match[3]), float(match[4]), float(match[5]), top5, matrix, accuracies)
 
 
-def validation_labels() -> torch.Tensor:
-    data = load(OmegaConf.create({"name": "digits", "val_fraction": 0.2}), (1, 8, 8))
-    return torch.cat([y for _, y in data.val.batches(1000)])
+def assert_scored_as_torch_does(evaluated: Evaluated, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    """Top-5 accuracy and each class's samples and correct predictions, as torch computes them from the logits and
+    the labels, are what evaluate printed."""
+    top5, counts = torch_scores(logits, labels)
+    assert evaluated.top5 == pytest.approx(top5, abs=6e-5)  # printed to 4 decimals
+    assert [(samples, correct) for samples, correct, _ in evaluated.per_class] == counts
+    assert [accuracy for _, _, accuracy in evaluated.per_class] == [
+        pytest.approx(correct / samples, abs=6e-5) if samples else None for samples, correct in counts
+    ]
 
 
 @pytest.mark.parametrize("which", ["last", "best"])
 def test_evaluate_matches_the_runs_validation(trained: Run, which: str, capsys: pytest.CaptureFixture) -> None:
     result = cnnforge(capsys, "evaluate", f"ckpt={trained.folder / f'{which}.pt'}", "device=cpu")
     assert result.code == 0, result.err
-    split, samples, loss, accuracy, confusion = parse_evaluate(result.out)
+    evaluated = parse_evaluate(result.out)
     rows = trained.rows()
     row = rows[-1] if which == "last" else max(rows, key=lambda r: float(r["val_acc"]))
-    assert (split, samples) == ("val", DIGITS_VAL)
-    assert loss == pytest.approx(float(row["val_loss"]), abs=6e-5)  # printed to 4 decimals
-    assert accuracy == pytest.approx(float(row["val_acc"]), abs=6e-5)
+    assert (evaluated.data, evaluated.split, evaluated.samples) == ("digits", "val", DIGITS_VAL)
+    assert evaluated.loss == pytest.approx(float(row["val_loss"]), abs=6e-5)  # printed to 4 decimals
+    assert evaluated.accuracy == pytest.approx(float(row["val_acc"]), abs=6e-5)
+    confusion = evaluated.confusion
     assert confusion.shape == (10, 10)
     assert int(confusion.sum()) == DIGITS_VAL
-    assert int(confusion.trace()) / DIGITS_VAL == pytest.approx(accuracy, abs=6e-5)
-    # rows are the true classes
-    assert confusion.sum(dim=1).tolist() == torch.bincount(validation_labels(), minlength=10).tolist()
+    assert int(confusion.trace()) / DIGITS_VAL == pytest.approx(evaluated.accuracy, abs=6e-5)
+    logits, labels = digits_logits(trained.folder / f"{which}.pt")
+    assert confusion.sum(dim=1).tolist() == torch.bincount(labels, minlength=10).tolist()  # rows: the true classes
+    assert_scored_as_torch_does(evaluated, logits, labels)
 
 
 def test_evaluate_the_training_split(trained: Run, capsys: pytest.CaptureFixture) -> None:
     result = cnnforge(capsys, "evaluate", f"ckpt={trained.folder / 'last.pt'}", "split=train", "batch_size=100")
     assert result.code == 0, result.err
-    split, samples, _, accuracy, confusion = parse_evaluate(result.out)
-    assert (split, samples, int(confusion.sum())) == ("train", 1438, 1438)
-    assert 0.5 < accuracy <= 1
+    evaluated = parse_evaluate(result.out)
+    assert (evaluated.split, evaluated.samples, int(evaluated.confusion.sum())) == ("train", 1438, 1438)
+    assert sum(samples for samples, _, _ in evaluated.per_class) == 1438
+    assert 0.5 < evaluated.accuracy <= 1 and evaluated.accuracy <= evaluated.top5 <= 1  # type: ignore[operator]
+
+
+def test_a_class_without_samples_has_no_accuracy(trained: Run, capsys: pytest.CaptureFixture) -> None:
+    """Six random 9x9 images in ten classes: some classes have none."""
+    size = ["data=synthetic", "data.shape=[1,9,9]", "data.train_size=1", "data.val_size=6"]
+    result = cnnforge(capsys, "evaluate", f"ckpt={trained.folder / 'last.pt'}", "device=cpu", *size)
+    assert result.code == 0, result.err
+    evaluated = parse_evaluate(result.out)
+    assert (evaluated.data, evaluated.samples) == ("synthetic", 6)
+    assert sum(accuracy is None for _, _, accuracy in evaluated.per_class) >= 4
+    assert [row.split()[-1] == "-" for row in result.out.splitlines()[-10:]] == [
+        accuracy is None for _, _, accuracy in evaluated.per_class
+    ]
+    config = {"name": "synthetic", "shape": [1, 9, 9], "classes": 10, "train_size": 1, "val_size": 6, "seed": 0}
+    x, labels = next(load(OmegaConf.create(config), (1, 8, 8)).val.batches(6))
+    net = load_trained(trained.folder / "last.pt")
+    with torch.no_grad():
+        logits = net.model(net.inputs(x))  # float pixels in [0, 1], resized to 8x8
+    assert_scored_as_torch_does(evaluated, logits, labels)
 
 
 def test_evaluate_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

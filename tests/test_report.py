@@ -14,12 +14,17 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from train_helpers import Run, app_folder, read_metrics, train, write_spec
+import torch
+from train_helpers import Run, app_folder, digits_logits, read_metrics, torch_scores, train, write_spec
 
 from cnnforge.cli import main
-from cnnforge.report.run import SweepFolder
+from cnnforge.report.evaluation import Evaluation
+from cnnforge.report.page import render
+from cnnforge.report.run import RunFolder, SweepFolder
 from cnnforge.report.sweep import render as render_sweep
+from cnnforge.train.scores import Scores
 from cnnforge.train.sweep import Job
+from cnnforge.use import load as load_trained
 
 DIGITS_VAL = 359
 TINY_TYPES = ["conv", "relu", "maxpool", "flatten", "dropout", "linear"]
@@ -113,8 +118,40 @@ def test_report_shows_the_whole_run(trained: Run, report: Path, capsys: pytest.C
     correct = sum(counts[i][i] for i in range(10))
     assert correct / DIGITS_VAL == pytest.approx(float(rows[-1]["val_acc"]), abs=1e-5)  # one epoch: best is last
     assert "best.pt (after epoch 1) on the digits validation split, 359 samples" in report.read_text()
+    top5, counts = torch_scores(*digits_logits(trained.folder / "best.pt"))
+    sentence = re.search(r"359 samples: loss [\d.]+, accuracy ([\d.]+), top-5 ([\d.]+)\. Rows", report.read_text())
+    assert sentence and float(sentence[1]) == pytest.approx(correct / DIGITS_VAL, abs=6e-5)
+    assert float(sentence[2]) == pytest.approx(top5, abs=6e-5)
+    head, *per_class = page.tables["per-class"]
+    assert head == ["class", "samples", "correct", "accuracy"]
+    expected = [[str(c), str(n), str(hit), f"{hit / n:.4f}"] for c, (n, hit) in enumerate(counts)]
+    assert per_class == sorted(expected, key=lambda row: float(row[3]))  # the worst first; ties in class order
     assert all(url.startswith(("data:", "#")) for url in page.urls), page.urls  # nothing to fetch: all inline
     assert "<script" not in report.read_text()
+
+
+def test_report_of_few_classes_and_a_class_without_samples(trained: Run) -> None:
+    """Four classes: no top-5 accuracy; class b has no samples, so no accuracy, and comes last."""
+    confusion = torch.tensor([[3, 1, 0, 0], [0, 0, 0, 0], [0, 0, 2, 0], [1, 1, 0, 2]])  # rows: the true class
+    result = Evaluation(
+        trained.folder / "best.pt",
+        load_trained(trained.folder / "best.pt").compiled,
+        1,
+        "digits",
+        ["a", "b", "c", "d"],
+        10,
+        Scores(0.5, 0.7, None, confusion),
+    )
+    text = render(RunFolder(trained.folder, "data: {name: digits}\n"), result)
+    assert "10 samples: loss 0.5000, accuracy 0.7000. Rows are the true classes" in text
+    assert Page(text).tables["per-class"][1:] == [
+        ["d", "4", "2", "0.5000"],
+        ["a", "4", "3", "0.7500"],
+        ["c", "2", "2", "1.0000"],
+        ["b", "0", "0", "-"],
+    ]
+    shading = [float(alpha) for alpha in re.findall(r"rgba\(214, 39, 40, ([\d.]+)\)", text)]
+    assert shading == pytest.approx([0.5**0.5, 0.25**0.5, 0], abs=5e-4)  # the square root of the share missed
 
 
 def test_report_replaces_an_earlier_one_and_writes_elsewhere(trained: Run, report: Path, tmp_path: Path, capsys):
@@ -354,6 +391,13 @@ def test_report_in_a_browser(browser, trained: Run, report: Path) -> None:  # sk
     assert sum(int(cell.text) for cell in confusion.find_elements(By.CSS_SELECTOR, "tbody td")) == DIGITS_VAL
     metrics = browser.find_elements(By.CSS_SELECTOR, "#metrics-table tbody tr")
     assert len(metrics) == 1 and re.fullmatch(r"1 .*", metrics[0].text)
+
+    per_class = browser.find_element(By.ID, "per-class")
+    assert per_class.is_displayed() and per_class.location["y"] > confusion.location["y"]  # under the matrix
+    accuracy = [row.find_elements(By.TAG_NAME, "td")[3] for row in per_class.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert len(accuracy) == 10 and [float(cell.text) for cell in accuracy] == sorted(float(c.text) for c in accuracy)
+    worst = accuracy[0].value_of_css_property("background-color")  # after one epoch, some class is missed
+    assert float(accuracy[0].text) < 1 and worst.startswith("rgba(214, 39, 40, ") and worst != "rgba(214, 39, 40, 0)"
 
 
 def test_sweep_report_in_a_browser(browser, swept: Run, sweep_report: Path) -> None:  # skipped before the sweep

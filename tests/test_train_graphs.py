@@ -91,7 +91,9 @@ def test_a_graph_is_evaluated_from_its_checkpoint(runs: dict[str, Run], capsys: 
     capsys.readouterr()
     assert main(["evaluate", f"ckpt={run.folder / 'last.pt'}", "device=cpu"]) == 0
     head = capsys.readouterr().out.splitlines()[0]
-    match = re.fullmatch(r"residual on digits \(val, 359 samples\): loss ([\d.]+), accuracy ([\d.]+)", head)
+    match = re.fullmatch(
+        r"residual on digits \(val, 359 samples\): loss ([\d.]+), accuracy ([\d.]+), top-5 [\d.]+", head
+    )
     assert match, head
     assert float(match[1]) == pytest.approx(float(run.rows()[-1]["val_loss"]), abs=6e-5)  # printed to 4 decimals
     assert float(match[2]) == pytest.approx(float(run.rows()[-1]["val_acc"]), abs=6e-5)

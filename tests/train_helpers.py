@@ -174,3 +174,28 @@ def same_run(a: list[dict[str, str]], b: list[dict[str, str]]) -> None:
     assert [{k: v for k, v in r.items() if k not in timing} for r in a] == [
         {k: v for k, v in r.items() if k not in timing} for r in b
     ]
+
+
+def digits_logits(checkpoint: Path) -> tuple[Any, Any]:
+    """A digits run's checkpoint on the validation split (the default val_fraction): its logits [359, 10], computed
+    here with torch, and the labels [359]."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from cnnforge.train.data import load
+    from cnnforge.use import load as load_trained
+
+    net = load_trained(checkpoint)
+    data = load(OmegaConf.create({"name": "digits", "val_fraction": 0.2}), (1, 8, 8))
+    x, labels = next(data.val.batches(len(data.val)))
+    with torch.no_grad():
+        return net.model(net.prepare(x)), labels
+
+
+def torch_scores(logits: Any, labels: Any) -> tuple[float, list[tuple[int, int]]]:
+    """The oracle of Scores: top-5 accuracy by torch.topk, and each class's samples and correct predictions counted
+    from the labels and the logits' argmax."""
+    in_top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1)
+    predicted = logits.argmax(dim=1)
+    counts = [(int((labels == c).sum()), int(((labels == c) & (predicted == c)).sum())) for c in range(logits.shape[1])]
+    return float(in_top5.double().mean()), counts

@@ -1,4 +1,5 @@
-"""A run's checkpoint on its validation split: the spec it holds, and the loss, accuracy and confusion matrix."""
+"""A run's checkpoint on its validation split: the spec it holds, and its Scores (loss, accuracy, top-5 accuracy,
+confusion matrix, accuracy per class)."""
 
 from __future__ import annotations
 

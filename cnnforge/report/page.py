@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .run import CHECKPOINTS, ReportError, RunFolder, read
 __all__ = ["ReportError", "render", "write"]
 
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"  # nothing is fetched, no script runs
+BLUE, RED = "31, 119, 180", "214, 39, 40"  # shading of the confusion matrix, and of the classes' accuracy
 DIAGRAM_ZOOM = 1.6  # the diagram is shown at most this much larger than drawn, and never wider than the page
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
@@ -58,8 +60,8 @@ def write(run_dir: Path, output: Path | None = None) -> Path:
 
 
 def render(run: RunFolder, result: Evaluation | str) -> str:
-    """The page: the run's facts, the model (diagram and summary table), curves, metrics, confusion matrix and
-    config; `result` is the checkpoint's evaluation, or why there is none."""
+    """The page: the run's facts, the model (diagram and summary table), curves, metrics, confusion matrix with
+    each class's accuracy, and config; `result` is the checkpoint's evaluation, or why there is none."""
     config = _config(run.config)
     arch = config.get("arch") if isinstance(config.get("arch"), dict) else {}
     name = result.compiled.spec.name if isinstance(result, Evaluation) else arch.get("name", "run")
@@ -222,23 +224,48 @@ def _metrics(run: RunFolder) -> str:
 
 
 def _confusion(result: Evaluation | str) -> str:
-    """Rows: the true class; columns: the predicted class; shaded by the share of the row."""
+    """Rows: the true class; columns: the predicted class; shaded by the share of the row. Under it, each class's
+    accuracy."""
     if not isinstance(result, Evaluation):
         return _section("confusion", "Confusion matrix", f'<p class="note">{_e(result)}</p>')
     head = ['<th class="text">true \\ predicted</th>', *(f"<th>{_e(c)}</th>" for c in result.classes)]
     lines = ['<table id="confusion-matrix">', f"<thead><tr>{''.join(head)}</tr></thead>", "<tbody>"]
     for name, row in zip(result.classes, result.scores.confusion.tolist(), strict=True):
         total = max(sum(row), 1)
-        cells = []
-        for count in row:
-            share = count / total
-            colour = "#fff" if share > 0.6 else "#222"
-            cells.append(f'<td style="background: rgba(31, 119, 180, {share:.3f}); color: {colour}">{count}</td>')
-        lines.append(f'<tr><th class="text">{_e(name)}</th>{"".join(cells)}</tr>')
+        cells = "".join(_shaded(str(count), count / total, BLUE) for count in row)
+        lines.append(f'<tr><th class="text">{_e(name)}</th>{cells}</tr>')
     lines += ["</tbody>", "</table>"]
     about = (
         f"{result.checkpoint.name} (after epoch {result.epoch}) on the {result.data} validation split, "
-        f"{result.samples:,} samples: loss {result.scores.loss:.4f}, accuracy {result.scores.accuracy:.4f}. "
+        f"{result.samples:,} samples: {result.scores}. "
         "Rows are the true classes, columns the predicted ones; shading is the share of the row."
     )
-    return _section("confusion", "Confusion matrix", f"<p>{_e(about)}</p>", *lines)
+    return _section("confusion", "Confusion matrix", f"<p>{_e(about)}</p>", *lines, *_per_class(result))
+
+
+def _per_class(result: Evaluation) -> list[str]:
+    """Each class's samples, those predicted as it and their share, the worst class first, shaded by the square
+    root of the share missed (so that a few misses show); classes without samples last."""
+    scores = result.scores
+    rows = sorted(
+        zip(result.classes, scores.per_class_counts, scores.per_class, strict=True),
+        key=lambda row: (row[2] is None, row[2] or 0.0),  # stable: classes of equal accuracy keep their order
+    )
+    lines = [
+        "<h3>Accuracy per class</h3>",
+        "<p>The share of each class's samples predicted as it (its recall), the worst first; shading grows with the "
+        "share missed (as its square root, so that a few misses show); a class without samples has a dash.</p>",
+        '<table id="per-class">',
+        '<thead><tr><th class="text">class</th><th>samples</th><th>correct</th><th>accuracy</th></tr></thead>',
+        "<tbody>",
+    ]
+    for name, (samples, correct), share in rows:
+        accuracy = "<td>-</td>" if share is None else _shaded(f"{share:.4f}", math.sqrt(1 - share), RED)
+        lines.append(f'<tr><td class="text">{_e(name)}</td><td>{samples}</td><td>{correct}</td>{accuracy}</tr>')
+    return [*lines, "</tbody>", "</table>"]
+
+
+def _shaded(text: str, share: float, colour: str) -> str:
+    """A cell whose background is `colour` (r, g, b) at opacity `share`, its text light where that is dark."""
+    ink = "#fff" if share > 0.6 else "#222"
+    return f'<td style="background: rgba({colour}, {share:.3f}); color: {ink}">{_e(text)}</td>'

@@ -30,12 +30,20 @@ class Scores:
         return int(self.confusion.sum())
 
     @property
+    def per_class_counts(self) -> list[tuple[int, int]]:
+        """Each class's samples, and how many of them were predicted as it."""
+        return list(zip(self.confusion.sum(dim=1).tolist(), self.confusion.diagonal().tolist(), strict=True))
+
+    @property
     def per_class(self) -> list[float | None]:
         """Each class's accuracy (its recall): the share of its samples predicted as it; None for a class with no
         samples."""
-        totals = self.confusion.sum(dim=1).tolist()
-        hits = self.confusion.diagonal().tolist()
-        return [hit / total if total else None for hit, total in zip(hits, totals, strict=True)]
+        return [hit / total if total else None for total, hit in self.per_class_counts]
+
+    def __str__(self) -> str:
+        """'loss 0.1234, accuracy 0.9722', then ', top-5 0.9990' where top-5 accuracy is defined."""
+        top5 = "" if self.top5 is None else f", top-5 {self.top5:.4f}"
+        return f"loss {self.loss:.4f}, accuracy {self.accuracy:.4f}{top5}"
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""`cnnforge evaluate`: a trained checkpoint's loss, accuracy and confusion matrix on labelled data."""
+"""`cnnforge evaluate`: a trained checkpoint's loss, accuracy (and top-5 accuracy), confusion matrix and accuracy per
+class on labelled data."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from omegaconf import OmegaConf
 
 from ..train.data import Split
 from ..train.data import load as load_data
-from ..train.scores import evaluate
+from ..train.scores import Scores, evaluate
 from .command import UsageError, choice_option, count_option, device_option, split_args
 from .model import Trained, load
 
@@ -47,9 +48,10 @@ def command(argv: list[str]) -> int:
         prepare = prepare.for_source(split.shape, scale)
     batches = ((x.to(device), y.to(device)) for x, y in split.batches(batch))
     scores = evaluate(trained.model, batches, prepare, len(classes), device=device)
-    about = f"{trained.name} on {name} ({which}, {len(split)} samples)"
-    print(f"{about}: loss {scores.loss:.4f}, accuracy {scores.accuracy:.4f}")
+    print(f"{trained.name} on {name} ({which}, {len(split)} samples): {scores}")
     print(confusion_table(scores.confusion, classes))
+    print()
+    print(per_class_table(scores, classes))
     return 0
 
 
@@ -117,8 +119,25 @@ def _data_config(state: dict, overrides: list[str]) -> Any:
 def confusion_table(confusion: torch.Tensor, classes: list[str]) -> str:
     """Rows: true class; columns: predicted class."""
     width = max(len(str(int(confusion.max()))), *(len(c) for c in classes), 4)
-    head = "true\\pred".ljust(10) + " ".join(c.rjust(width) for c in classes)
-    rows = [
-        c.ljust(10) + " ".join(str(int(v)).rjust(width) for v in row) for c, row in zip(classes, confusion, strict=True)
-    ]
-    return "\n".join([head, *rows])
+    rows = [[str(int(v)) for v in row] for row in confusion]
+    return _table(["true\\pred", *classes], rows, classes, [width] * len(classes))
+
+
+def per_class_table(scores: Scores, classes: list[str]) -> str:
+    """Each class's samples, those predicted right, and their share (its recall; '-' for a class without samples),
+    in the rows of the confusion table."""
+    shares = ["-" if share is None else f"{share:.4f}" for share in scores.per_class]
+    rows = [[str(n), str(hit), share] for (n, hit), share in zip(scores.per_class_counts, shares, strict=True)]
+    head = ["class", "samples", "correct", "accuracy"]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) + 1 for i, h in enumerate(head[1:])]  # two spaces apart
+    return _table(head, rows, classes, widths)
+
+
+def _table(head: list[str], rows: list[list[str]], classes: list[str], widths: list[int]) -> str:
+    """A row per class, its name first, then `rows`' cells right-aligned to `widths`; `head` names the columns."""
+    first = max(10, *(len(c) + 1 for c in classes))
+
+    def line(name: str, cells: list[str]) -> str:
+        return name.ljust(first) + " ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
+
+    return "\n".join([line(head[0], head[1:]), *(line(c, row) for c, row in zip(classes, rows, strict=True))])
