@@ -440,6 +440,7 @@ def main(argv: list[str]) -> int:
             return 2
         if not any(arg.startswith("hydra.sweeper.direction=") for arg in argv):
             argv = [*argv, "hydra.sweeper.direction=maximize"]  # the app returns the best validation accuracy
+        _optuna_sampler_made()
     argv = quote_paths(argv)
     if "--help" in argv or "-h" in argv:  # the specs arch= can name here, then Hydra's own help
         print(archs.listing())
@@ -451,13 +452,35 @@ def main(argv: list[str]) -> int:
 
 def _optuna() -> str | None:
     """Why Hydra's Optuna sweeper cannot run here, or None when it can."""
-    from .settings import HYDRA_LINE
-
     if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None:
         return "needs Hydra's Optuna sweeper, in the sweep extra: pip install 'cnnforge[sweep]'"
-    if HYDRA_LINE >= (1, 4):  # Hydra 1.4 hands a sweeper its sampler's config, which hydra-optuna-sweeper uses as is
-        return "hydra-optuna-sweeper runs with Hydra 1.3 only: pip install 'hydra-core<1.4'"
     return None
+
+
+def _optuna_sampler_made() -> None:
+    """Hydra 1.4 makes a sweeper without making the objects its config describes (_recursive_=False), and
+    hydra-optuna-sweeper 1.3 takes its sampler as made: under Hydra 1.4 the sampler is made from its config here,
+    as Hydra 1.3 made it, allowing only Optuna's samplers."""
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig
+
+    from .settings import HYDRA_LINE
+
+    if HYDRA_LINE < (1, 4):
+        return
+    from hydra_plugins.hydra_optuna_sweeper import _impl
+
+    made = _impl.OptunaSweeperImpl.__init__
+    if getattr(made, "makes_sampler", False):
+        return
+
+    def init(self: Any, sampler: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(sampler, DictConfig) and "_target_" in sampler:
+            sampler = instantiate(sampler, _execution_whitelist_=["optuna.samplers.*"])
+        made(self, sampler, *args, **kwargs)
+
+    init.makes_sampler = True  # type: ignore[attr-defined]
+    _impl.OptunaSweeperImpl.__init__ = init
 
 
 def _reused_folder(argv: list[str], sweeping: bool) -> str | None:

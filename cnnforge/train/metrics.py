@@ -50,6 +50,7 @@ def plot(rows: list[dict], path: Path, title: str, steps: list[dict] | None = No
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
     figure = plt.figure(figsize=(10, 5.6), constrained_layout=True)
@@ -74,6 +75,9 @@ def plot(rows: list[dict], path: Path, title: str, steps: list[dict] | None = No
         rate.set_xlabel("epoch")
     rate.set_ylabel("learning rate")
     rate.grid(alpha=0.3)
+    for axes in (loss, acc, rate):  # one epoch axis for the three: an epoch's steps lie between it and the one before
+        axes.set_xlim(epochs[0] - 1, epochs[-1] + 0.05)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(title)
     try:
         replace(path, lambda file: figure.savefig(file, format="png", dpi=100))
