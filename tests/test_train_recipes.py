@@ -128,6 +128,14 @@ def test_mixed_batches_have_soft_targets_of_two_labels(mix: str) -> None:
         assert set(torch.nonzero(row).flatten().tolist()) <= {int(label), int(other)}
 
 
+def test_a_padding_larger_than_the_input_is_refused() -> None:
+    from cnnforge.train.data import DataError
+
+    with pytest.raises(DataError, match=r"augment.padding=33 is more than the spec's input side \(32 pixels\)"):
+        augment.build(config_of("augment=crop_flip", "augment.padding=33").augment, 10, (32, 32))
+    assert augment.build(config_of("augment=crop_flip", "augment.padding=32").augment, 10, (32, 32))
+
+
 def test_random_erasing_fills_with_the_mean() -> None:
     augmentation = augment.build(config_of("augment.erasing=1.0").augment, 10, (16, 16))
     x = torch.rand(8, 3, 16, 16) + 1  # normalised values, none zero

@@ -121,6 +121,13 @@ def build(config: Any, classes: int, size: tuple[int, int]) -> Augmentation:
     v2 = _v2()
     stages: list[Stage] = []
     padding, flip = config.get("padding", 0), config.get("flip", 0.0)
+    if padding > min(size):
+        from .data import DataError
+
+        raise DataError(
+            f"augment.padding={padding} is more than the spec's input side ({min(size)} pixels): its crops would be "
+            "mostly padding; 4 is usual for 32x32 images, about an eighth of the side"
+        )
     if name in ("crop_flip", *POLICIES) and (padding or flip):
         pieces = ([v2.RandomCrop(list(size), padding=padding)] if padding else []) + (
             [v2.RandomHorizontalFlip(flip)] if flip else []
