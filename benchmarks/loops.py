@@ -25,7 +25,7 @@ from cnnforge.train import archs
 from cnnforge.train.app import CONF, prepare_run, register_archs
 from cnnforge.train.data import Data, Prepare
 from cnnforge.train.loop import Progress, Trainer
-from cnnforge.train.settings import compose, instantiate
+from cnnforge.train.settings import OPTIM_EXTRAS, arguments, compose, instantiate
 
 from .handwritten import BASELINES, load_by_position
 
@@ -142,7 +142,9 @@ def hand_contender(work: Workload) -> Callable[[], float]:
     if count != work.compiled.total_params:
         raise AssertionError(f"{work.case.baseline} {arch}: {count} params, the spec {work.compiled.total_params}")
     model = load_by_position(model, reference).to(work.device)
-    optimizer = instantiate(config.optim, params=model.parameters())
+    # torch's optimizer from config.optim without the Trainer's own keys, at their defaults here as this loop has
+    # them: no label smoothing, weight decay on every parameter
+    optimizer = instantiate(arguments(config.optim, OPTIM_EXTRAS), params=model.parameters())
     x, y = work.data.train.x, work.data.train.y  # [N, C, H, W], [N], already on the device
     mean, std = work.prepare.mean.to(work.device), work.prepare.std.to(work.device)
     batch_size = config.trainer.batch_size
