@@ -12,7 +12,7 @@ import torch
 
 from benchmarks.__main__ import BENCHMARKS
 from benchmarks.handwritten import BASELINES, load_by_position
-from benchmarks.loops import resized
+from benchmarks.loops import by_hand, compose_config, resized
 from cnnforge.builder import build
 from cnnforge.compiler import compile_file
 
@@ -66,3 +66,16 @@ def test_resized_spec_differs_in_its_input_alone(root: Path, tmp_path: Path) -> 
     assert changed == [("input: [3, 224, 224]", "input: [3, 32, 48]")]
     compiled = compile_file(copy)
     assert compiled.spec.input == (3, 32, 48) and compiled.output == (1000,)
+
+
+def test_hand_written_augmentation_follows_the_augment_config() -> None:
+    pytest.importorskip("torchvision")
+    crop_flip = compose_config(["augment=crop_flip", "augment.padding=3", "augment.flip=1.0"]).augment
+    image = torch.arange(1.0, 31.0).view(1, 6, 5)
+    padded = torch.nn.functional.pad(image, [3] * 4)  # [1, 12, 11]
+    crops = [padded[:, i : i + 6, j : j + 5].flip(-1) for i in range(7) for j in range(7)]
+    augmented = by_hand(crop_flip, (6, 5))(image)
+    assert any(torch.equal(augmented, crop) for crop in crops)
+    assert by_hand(compose_config([]).augment, (6, 5)) is None
+    with pytest.raises(ValueError, match="augment=trivialaugment"):
+        by_hand(compose_config(["augment=trivialaugment"]).augment, (6, 5))
