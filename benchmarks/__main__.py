@@ -1,6 +1,7 @@
 """Run cnnforge's benchmarks side by side with their baselines; print one table, write JSON and Markdown.
 
-    python -m benchmarks [train] [check] [compiler] [build] [export] [gpu] [--quick] [--json PATH] [--markdown PATH]
+    python -m benchmarks [train] [check] [compiler] [build] [export] [gpu] [augment] [--quick] [--json PATH]
+                         [--markdown PATH]
 
 With no names, all run (gpu reports itself skipped where torch sees no CUDA device). A benchmark that fails is
 reported as such in the table, the others still run, and the exit status is 1.
@@ -20,9 +21,9 @@ from types import ModuleType
 
 import torch
 
-from . import build_speed, check_speed, compiler_speed, export_speed, gpu_speed, train_speed
+from . import augment_effect, build_speed, check_speed, compiler_speed, export_speed, gpu_speed, train_speed
 from .machine import cores, describe, load
-from .report import Row, as_json, markdown, table
+from .report import METHOD, Row, as_json, markdown, table
 
 BENCHMARKS: dict[str, ModuleType] = {
     "train": train_speed,
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "build": build_speed,
     "export": export_speed,
     "gpu": gpu_speed,
+    "augment": augment_effect,
 }
 SEED = 0
 
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     if args.markdown:
         descriptions = {name: inspect.getdoc(BENCHMARKS[name]).split("\n\n")[0] for name in names}
-        args.markdown.write_text(markdown(rows, machine, date, command, descriptions, args.quick))
+        methods = list(dict.fromkeys(getattr(BENCHMARKS[name], "METHOD", METHOD) for name in names))
+        args.markdown.write_text(markdown(rows, machine, date, command, descriptions, args.quick, methods))
     return 1 if failed else 0
 
 

@@ -1,8 +1,8 @@
 """The contenders of the training benchmarks: cnnforge's own Trainer, and a minimal hand-written PyTorch loop
 over the same network as a plain PyTorch module (benchmarks/handwritten.py: written by hand, or torchvision's),
-starting from the same weights, with the same optimizer, in-memory data and batch normalisation. Each
-contender is a function that trains one window of batches and returns its seconds, waiting for the GPU at both
-ends."""
+starting from the same weights, with the same optimizer, in-memory data, augmentation and batch normalisation.
+Each contender is a function that trains one window of batches and returns its seconds, waiting for the GPU at
+both ends."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from cnnforge.train import archs
 from cnnforge.train.app import CONF, prepare_run, register_archs
 from cnnforge.train.data import Data, Prepare
 from cnnforge.train.loop import Progress, Trainer
-from cnnforge.train.settings import compose, instantiate
+from cnnforge.train.settings import OPTIM_EXTRAS, arguments, compose, instantiate
 
 from .handwritten import BASELINES, load_by_position
 
@@ -34,7 +34,8 @@ from .handwritten import BASELINES, load_by_position
 class Case:
     """A shipped spec trained on synthetic data: `batches` batches of `batch_size` per window. `input` sets the
     spec's input, for smaller images than it was written for; `baseline` names the plain PyTorch module it is
-    measured against (BASELINES[arch]), and `needs` the module that one imports."""
+    measured against (BASELINES[arch]), and `needs` the module that one imports. `augment` is the augment config
+    both train with: cnnforge's own, and the same transforms sample by sample in the hand-written loop."""
 
     title: str
     arch: str
@@ -45,6 +46,7 @@ class Case:
     input: tuple[int, int, int] | None = None
     baseline: str = "hand-written"
     needs: str | None = None
+    augment: str = "none"
 
     @property
     def images(self) -> int:
@@ -60,6 +62,7 @@ class Case:
             "data.val_size=1",
             f"trainer.batch_size={self.batch_size}",
             f"trainer.device={device}",
+            f"augment={self.augment}",
         ]
 
 
@@ -130,10 +133,25 @@ def cnnforge_contender(work: Workload, overrides: list[str], run_dir: Path) -> C
     return window
 
 
+def by_hand(augment: DictConfig, size: tuple[int, int]) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """An `augment` config as one writes it by hand with torchvision.transforms.v2, for one image [C, H, W] in
+    [0, 1]: crop_flip is v2.RandomCrop with its padding, then v2.RandomHorizontalFlip; none is None."""
+    if augment.name not in ("none", "crop_flip") or augment.erasing or augment.mixup or augment.cutmix:
+        raise ValueError(
+            f"augment={augment.name}: the hand-written loop does none and crop_flip, without erasing or mixing"
+        )
+    if augment.name == "none":
+        return None
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomCrop(list(size), padding=augment.padding), v2.RandomHorizontalFlip(augment.flip)])
+
+
 def hand_contender(work: Workload) -> Callable[[], float]:
-    """A minimal loop over the case's baseline module, as one writes it by hand: shuffle with randperm, normalise
-    the batch with the mean and standard deviation cnnforge's Prepare uses, cross-entropy, zero_grad, backward,
-    step."""
+    """A minimal loop over the case's baseline module, as one writes it by hand: shuffle with randperm, augment
+    the batch sample by sample with torchvision's v2 transforms where the case has augmentation (by_hand),
+    normalise it with the mean and standard deviation cnnforge's Prepare uses, cross-entropy, zero_grad,
+    backward, step."""
     config = compose_config(work.case.overrides(work.device))
     torch.manual_seed(config.trainer.seed)
     reference = build(work.compiled)  # the weights cnnforge's model starts from
@@ -142,11 +160,14 @@ def hand_contender(work: Workload) -> Callable[[], float]:
     if count != work.compiled.total_params:
         raise AssertionError(f"{work.case.baseline} {arch}: {count} params, the spec {work.compiled.total_params}")
     model = load_by_position(model, reference).to(work.device)
-    optimizer = instantiate(config.optim, params=model.parameters())
+    # torch's optimizer from config.optim without the Trainer's own keys, at their defaults here as this loop has
+    # them: no label smoothing, weight decay on every parameter
+    optimizer = instantiate(arguments(config.optim, OPTIM_EXTRAS), params=model.parameters())
     x, y = work.data.train.x, work.data.train.y  # [N, C, H, W], [N], already on the device
     mean, std = work.prepare.mean.to(work.device), work.prepare.std.to(work.device)
     batch_size = config.trainer.batch_size
     generator = torch.Generator().manual_seed(config.trainer.seed)
+    augment = by_hand(config.augment, tuple(x.shape[2:]))
 
     def window() -> float:
         sync(work.device)
@@ -155,7 +176,10 @@ def hand_contender(work: Workload) -> Callable[[], float]:
         order = torch.randperm(len(y), generator=generator).to(work.device)
         for first in range(0, len(y), batch_size):
             index = order[first : first + batch_size]
-            loss = F.cross_entropy(model((x[index] - mean) / std), y[index])
+            batch = x[index]  # [B, C, H, W] in [0, 1]
+            if augment is not None:
+                batch = torch.stack([augment(image) for image in batch])  # each sample its own crop and flip
+            loss = F.cross_entropy(model((batch - mean) / std), y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

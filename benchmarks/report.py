@@ -7,26 +7,35 @@ from typing import Any
 
 from .timing import Stat
 
-COLUMNS = ("benchmark", "case", "measured", "baseline", "ratio (median, min-max)", "target", "verdict", "note")
+COMPARED = "ratio (median, min-max) / difference (mean ± sd, min to max)"
+COLUMNS = ("benchmark", "case", "measured", "baseline", COMPARED, "target", "verdict", "note")
 
 
 @dataclass(frozen=True)
 class Measure:
-    """One contender's figure: what was measured, in which unit, over the kept windows."""
+    """One contender's figure: what was measured, in which unit, over the kept windows (`summary` "median": the
+    median, lowest and highest) or over independent runs ("mean": the mean ± standard deviation, lowest and
+    highest; a single run's figure alone)."""
 
     label: str
     unit: str
     stat: Stat
+    summary: str = "median"
 
     def __str__(self) -> str:
         s = self.stat
+        if self.summary == "mean":
+            if len(s.values) == 1:
+                return f"{self.label}: {number(s.mean)} {self.unit}"
+            return f"{self.label}: {number(s.mean)} ± {number(s.sd)} {self.unit} ({number(s.low)}-{number(s.high)})"
         return f"{self.label}: {number(s.median)} {self.unit} ({number(s.low)}-{number(s.high)})"
 
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: a contender against its baseline, their window-by-window ratio and its target.
-    A row without figures says why in `note` (a benchmark skipped, a setting not available)."""
+    """One line of the table: a contender against its baseline, their window-by-window ratio and its target; with
+    `difference`, `ratio` holds run-by-run differences (ours - base) instead, shown signed as mean ± standard
+    deviation. A row without figures says why in `note` (a benchmark skipped, a setting not available)."""
 
     benchmark: str
     case: str
@@ -37,9 +46,15 @@ class Row:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    difference: bool = False
 
     def cells(self) -> tuple[str, ...]:
         ratio = "" if self.ratio is None else f"{self.ratio.median:.3f} ({self.ratio.low:.3f}-{self.ratio.high:.3f})"
+        if self.ratio is not None and self.difference:
+            d = self.ratio
+            ratio = signed(d.mean)
+            if len(d.values) > 1:
+                ratio += f" ± {number(d.sd)} ({signed(d.low)} to {signed(d.high)})"
         verdict = {True: "met", False: "missed", None: ""}[self.met]
         ours, base = str(self.ours or ""), str(self.base or "")
         return (self.benchmark, self.case, ours, base, ratio, self.target, verdict, self.note)
@@ -48,6 +63,11 @@ class Row:
 def number(x: float) -> str:
     """A figure to three significant digits, whole numbers from 100 on: 12,345, 123, 12.3, 1.23, 0.0123."""
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def signed(x: float) -> str:
+    """A difference as number() writes it, with its sign: +1.23, -0.5, 0."""
+    return f"+{number(x)}" if x > 0 else number(x)
 
 
 def table(rows: list[Row]) -> str:
@@ -70,7 +90,7 @@ def as_json(rows: list[Row]) -> list[dict[str, Any]]:
     return [asdict(row) for row in rows]
 
 
-METHOD = (
+METHOD = (  # of the timings; a benchmark that measures something else has a METHOD of its own
     "Every ratio is measured side by side in one process run: the contenders' windows are interleaved, the order "
     "reversed every other round, after warm-up windows that are not kept. Figures are medians of the kept windows, "
     "with the lowest and highest in brackets; a ratio is taken window by window (contenders of the same round), "
@@ -79,9 +99,16 @@ METHOD = (
 
 
 def markdown(
-    rows: list[Row], machine: dict[str, str], date: str, command: str, descriptions: dict[str, str], quick: bool
+    rows: list[Row],
+    machine: dict[str, str],
+    date: str,
+    command: str,
+    descriptions: dict[str, str],
+    quick: bool,
+    methods: list[str] | None = None,
 ) -> str:
-    """A Markdown report: the table, how it was measured, what each benchmark is, the machine, date and command."""
+    """A Markdown report: the table, how it was measured (`methods`, a paragraph each; METHOD by default), what
+    each benchmark is, the machine, date and command."""
     smoke = " With --quick every benchmark is tiny: a smoke test, not a measurement." if quick else ""
     lines = [
         "# Benchmarks",
@@ -90,8 +117,7 @@ def markdown(
         "",
         markdown_table(rows),
         "",
-        METHOD,
-        "",
+        *(line for method in methods or [METHOD] for line in (method, "")),
         "## What each benchmark measures",
         "",
         *(f"- {' '.join(text.split())}" for text in descriptions.values()),

@@ -21,6 +21,15 @@ class Stat:
     def of(cls, values: Sequence[float]) -> Stat:
         return cls(statistics.median(values), min(values), max(values), tuple(values))
 
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def sd(self) -> float:
+        """The sample standard deviation (n - 1 in the denominator); 0 for a single value."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
     def scaled(self, factor: float) -> Stat:
         """The same measurements in another unit, e.g. seconds -> ms with `factor` 1000."""
         return Stat.of([v * factor for v in self.values])

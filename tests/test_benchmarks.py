@@ -12,7 +12,9 @@ import torch
 
 from benchmarks.__main__ import BENCHMARKS
 from benchmarks.handwritten import BASELINES, load_by_position
-from benchmarks.loops import resized
+from benchmarks.loops import by_hand, compose_config, resized
+from benchmarks.report import Measure, Row
+from benchmarks.timing import Stat
 from cnnforge.builder import build
 from cnnforge.compiler import compile_file
 
@@ -29,6 +31,10 @@ def test_quick_run_writes_every_benchmark(tmp_path: Path) -> None:
     for row in rows:
         if row["benchmark"] == "gpu" and not torch.cuda.is_available():
             assert row["note"].startswith("skipped: no CUDA device")
+        elif row["difference"]:  # accuracies in %, and ours minus the baseline's
+            ours, base = row["ours"]["stat"]["median"], row["base"]["stat"]["median"]
+            assert 0 <= ours <= 100 and 0 <= base <= 100
+            assert row["ratio"]["median"] == pytest.approx(ours - base)
         elif row["ours"] is not None and row["base"] is not None:
             assert row["ratio"]["median"] > 0 and min(row["ratio"]["values"]) > 0
             assert row["ours"]["stat"]["median"] > 0 and row["base"]["stat"]["median"] > 0
@@ -66,3 +72,22 @@ def test_resized_spec_differs_in_its_input_alone(root: Path, tmp_path: Path) -> 
     assert changed == [("input: [3, 224, 224]", "input: [3, 32, 48]")]
     compiled = compile_file(copy)
     assert compiled.spec.input == (3, 32, 48) and compiled.output == (1000,)
+
+
+def test_hand_written_augmentation_follows_the_augment_config() -> None:
+    pytest.importorskip("torchvision")
+    crop_flip = compose_config(["augment=crop_flip", "augment.padding=3", "augment.flip=1.0"]).augment
+    image = torch.arange(1.0, 31.0).view(1, 6, 5)
+    padded = torch.nn.functional.pad(image, [3] * 4)  # [1, 12, 11]
+    crops = [padded[:, i : i + 6, j : j + 5].flip(-1) for i in range(7) for j in range(7)]
+    augmented = by_hand(crop_flip, (6, 5))(image)
+    assert any(torch.equal(augmented, crop) for crop in crops)
+    assert by_hand(compose_config([]).augment, (6, 5)) is None
+    with pytest.raises(ValueError, match="augment=trivialaugment"):
+        by_hand(compose_config(["augment=trivialaugment"]).augment, (6, 5))
+
+
+def test_accuracy_rows_give_the_mean_and_standard_deviation_and_signed_differences() -> None:
+    ours, base = Measure("a", "%", Stat.of([97.0, 98.0]), "mean"), Measure("b", "%", Stat.of([96.0]), "mean")
+    row = Row("augment", "case", ours, base, Stat.of([1.0, -0.5]), difference=True)
+    assert row.cells()[2:5] == ("a: 97.5 ± 0.707 % (97-98)", "b: 96 %", "+0.25 ± 1.06 (-0.5 to +1)")
