@@ -56,15 +56,12 @@ def crop_flip(x: torch.Tensor, padding: int, flip: float) -> torch.Tensor:
     """Each sample of `x` [N, C, H, W] cropped at a random place after `padding` zeros on every side, then flipped
     left to right with probability `flip`: v2.RandomCrop(padding=padding) and v2.RandomHorizontalFlip(flip) on
     every sample, in one gather. Offsets and flips are drawn on the CPU generator."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     if padding:
-        padded = F.pad(x, [padding] * 4)  # [N, C, H + 2p, W + 2p]
+        windows = F.pad(x, [padding] * 4).unfold(2, h, 1).unfold(3, w, 1)  # [N, C, 2p + 1, 2p + 1, H, W], a view
         top = torch.randint(0, 2 * padding + 1, (n,)).to(x.device)
         left = torch.randint(0, 2 * padding + 1, (n,)).to(x.device)
-        rows = (top[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # [N, 1, H, 1]
-        cols = (left[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # [N, 1, 1, W]
-        samples = torch.arange(n, device=x.device)[:, None, None, None]
-        x = padded[samples, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]  # [N, C, H, W]
+        x = windows[torch.arange(n, device=x.device), :, top, left]  # [N, C, H, W]: each sample's own window
     if flip:
         flipped = (torch.rand(n) < flip).to(x.device)[:, None, None, None]
         x = torch.where(flipped, x.flip(-1), x)

@@ -4,11 +4,15 @@ new to it; another logger (MLflow's file store, say) is one more class here and 
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from . import metrics
+
+DRAW_EVERY = 10.0  # seconds between redrawings of curves.png during a run
 
 
 @dataclass
@@ -32,16 +36,27 @@ class Logger(Protocol):
 
 @dataclass
 class CsvLogger:
-    """metrics.csv and curves.png in the run folder, each rewritten whole and atomically."""
+    """metrics.csv after every epoch, and curves.png at most every DRAW_EVERY seconds and when the run ends (drawing
+    takes about a second, longer than an epoch of a small network): each rewritten whole and atomically."""
 
     run_dir: Path
+    drawn: float = field(default=-math.inf)  # when curves.png was last drawn (time.monotonic)
+    pending: Logged | None = None  # what curves.png does not show yet
 
     def epoch(self, logged: Logged) -> None:
         metrics.write_csv(logged.rows, self.run_dir / "metrics.csv", logged.steps)
-        metrics.plot(logged.rows, self.run_dir / "curves.png", logged.title, logged.steps, logged.steps_per_epoch)
+        self.pending = logged
+        if time.monotonic() - self.drawn >= DRAW_EVERY:
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.pending is not None:
+            logged, self.pending = self.pending, None
+            metrics.plot(logged.rows, self.run_dir / "curves.png", logged.title, logged.steps, logged.steps_per_epoch)
+            self.drawn = time.monotonic()
 
     def close(self) -> None:
-        pass
+        self._draw()
 
 
 @dataclass
