@@ -27,7 +27,7 @@ REFUSED = {
     "trainer.seed=abc": "trainer.seed=abc: must be a whole number",
     f"trainer.seed={2**80}": f"trainer.seed={2**80}: must be at most 4294967295",
     "trainer.device=meta": "trainer.device=meta: must be auto, cpu, cuda, cuda:N or mps",
-    "trainer.checkpoint=null": "trainer.checkpoint=null: must be a mapping of last, best",
+    "trainer.checkpoint=null": "trainer.checkpoint=null: must be a mapping of last, best, best_on",
     "trainer.checkpoint.last=maybe": "trainer.checkpoint.last=maybe: must be true or false",
     "trainer.sync_batchnorm=abc": "trainer.sync_batchnorm=abc: must be true or false",
     "trainer.num_workers=-1": "trainer.num_workers=-1: must be at least 0",
@@ -36,7 +36,7 @@ REFUSED = {
     "data.val_fraction=abc": "data.val_fraction=abc: must be a number",
     "data.val_fraction=1.5": "data.val_fraction=1.5: must be less than 1",
     "+optim.lrr=0.1": "optim.lrr: unknown key (did you mean lr?) (known: _target_, lr, momentum, dampening, "
-    "weight_decay, nesterov)",
+    "weight_decay, nesterov, label_smoothing, decay_norm_and_bias)",
     "sched=step sched.gamma=0": "sched.gamma=0: must be greater than 0",
     "optim.nesterov=true optim.momentum=0": "optim.nesterov=true needs optim.momentum > 0 and optim.dampening=0",
     "data=synthetic data.train_size=0": "data.train_size=0: must be at least 1",
@@ -114,7 +114,7 @@ def test_evaluate_reads_data_overrides_as_train_does(work: Path) -> None:
     assert "(val, 898 samples)" in half.stdout  # half of 1,797, stratified: 0.5 read as a number
     typo = cnnforge("evaluate", ckpt, "data.download=false", cwd=work)
     assert typo.returncode == 2
-    assert typo.stderr == "cnnforge evaluate: data.download: unknown key (known: name, normalize, root, val_fraction)\n"
+    assert typo.stderr == "cnnforge evaluate: data.download: unknown key (known: name, root, val_fraction, normalize, train_fraction)\n"
 
 
 # -- both Hydra lines, warnings as errors ------------------------------------------------------------------------

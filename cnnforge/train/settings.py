@@ -462,7 +462,7 @@ def _lines(group: str, values: dict, model: type[Section], error: ValidationErro
         path = [group, *(_alias(model, loc[0]), *loc[1:])] if loc else [group]
         key = ".".join(path)
         if problem["type"] == "extra_forbidden":
-            fields = [f.alias or name for name, f in model.model_fields.items()]
+            fields = _fields(model)
             lines.append(f"{key}: unknown key{_did_you_mean(loc[-1], fields)} (known: {', '.join(fields)})")
         elif problem["type"] == "missing":
             lines.append(f"{key}: missing; give it a value, e.g. {key}=...")
@@ -474,6 +474,16 @@ def _lines(group: str, values: dict, model: type[Section], error: ValidationErro
         else:  # a rule across keys, which names them itself
             lines.append(_reason(problem))
     return lines
+
+
+def _fields(model: type[Section]) -> list[str]:
+    """The keys of `model` as a config writes them, its own before those every option of its group has."""
+
+    def declared(name: str) -> int:  # how far up the class tree the key is declared
+        return next(i for i, kind in enumerate(model.__mro__) if name in getattr(kind, "__annotations__", {}))
+
+    names = sorted(model.model_fields, key=declared)
+    return [model.model_fields[name].alias or name for name in names]
 
 
 def _nested(model: type[BaseModel], loc: list[str]) -> type[BaseModel]:
