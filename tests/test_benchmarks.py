@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import ENV
 
 from benchmarks.__main__ import BENCHMARKS
 from benchmarks.handwritten import BASELINES, load_by_position
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_run_writes_every_benchmark(tmp_path: Path) -> None:
     results, report = tmp_path / "results.json", tmp_path / "RESULTS.md"
     command = [sys.executable, "-m", "benchmarks", "--quick", "--json", str(results), "--markdown", str(report)]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)  # one thread
     assert run.returncode == 0, run.stderr
     rows = json.loads(results.read_text())["rows"]
     assert {row["benchmark"] for row in rows} == set(BENCHMARKS)

@@ -192,18 +192,57 @@ def test_a_wrapped_frame_starts_beside_the_stages_before_it() -> None:
     assert first.box.right < features.x0 and features.y0 < first.box.y < features.y1
 
 
-def test_frames_nested_deeper_than_the_page_is_wide_still_draw(tmp_path: Path) -> None:
-    """Each level of frames takes room from the one inside it; where none is left, an item a row (this once looped
-    forever)."""
-    depth, spec = 14, ""
+def nested_sequences(folder: Path, depth: int) -> Path:
+    """A spec of `depth` sequences, each two convs and the next."""
+    spec = ""
     for level in reversed(range(depth)):
         inner = f", {{type: sequence, name: s{level + 1}, layers: [{spec}]}}" if spec else ""
         spec = "{type: conv, shape: [8, 8, 3, 3], padding: 1}, {type: conv, shape: [8, 8, 3, 3], padding: 1}" + inner
-    path = tmp_path / "deep.yaml"
+    path = folder / f"deep{depth}.yaml"
     path.write_text(f"name: deep\ninput: [8, 16, 16]\nlayers: [{{type: sequence, name: s0, layers: [{spec}]}}]\n")
-    boxes = layout_of(compile_file(path)).boxes
+    return path
+
+
+def test_frames_nested_deeper_than_the_page_is_wide_still_draw(tmp_path: Path) -> None:
+    """Each level of frames takes room from the one inside it; where none is left, an item a row (this once looped
+    forever, then took 25 s for these 14 levels, twice as long for each level more)."""
+    depth = 14
+    boxes = layout_of(compile_file(nested_sequences(tmp_path, depth))).boxes
     assert [box.title for box in boxes] == [[f"s{level}"] for level in reversed(range(depth))]  # innermost first
     assert all(outer.x0 < inner.x0 and inner.x1 < outer.x1 for inner, outer in itertools.pairwise(boxes))
+
+
+CONV = "{type: conv, shape: [8, 8, 3, 3], padding: 1}"
+INNER = f"{{type: sequence, name: inner, layers: [{', '.join([CONV] * 12)}]}}"
+LONE = f"name: lone\ninput: [8, 16, 16]\nlayers: [{{type: sequence, name: outer, layers: [{INNER}]}}]\n"  # a frame
+# that holds one frame only
+
+
+@pytest.mark.parametrize("name", ["nested", "features", "dense", "deep", "lone"])
+def test_a_frame_that_does_not_wrap_is_drawn_as_with_no_limit(name: str, tmp_path: Path) -> None:
+    """The layout knows whether a frame wraps without laying it out, and lays out once a frame that does not (as
+    with no limit) and one with no room (an item a row): each claim against the frame laid out in that room, in
+    rooms across the page and about where it starts to wrap."""
+    (tmp_path / "lone.yaml").write_text(LONE)
+    path = {"deep": nested_sequences(tmp_path, 6), "lone": tmp_path / "lone.yaml"}.get(name, SPECS.get(name))
+    parts = plan(compile_file(path))
+    sheet = geometry.Sheet(geometry.unit([part for part in flat(parts) if isinstance(part, Stage)]), measure)
+    for frame in (part for part in flat(parts) if isinstance(part, Frame)):
+        free, cramped = geometry._frame(frame, sheet), geometry._frame(frame, sheet, -1e6)
+        low, high = -100.0, 1e4  # the least room in which it does not wrap, to within 0.001 pt
+        while high - low > 1e-3:
+            middle = (low + high) / 2
+            low, high = (middle, high) if geometry._frame(frame, sheet, middle).wraps else (low, middle)
+        rooms = [*range(-40, 1200, 23), low, high, *(high + d for d in (-6.5, -3.0, -1.0, 1.0, 3.0, 6.5))]
+        wrapped = []
+        for limit in sorted(rooms):
+            placed = geometry._frame(frame, sheet, limit)
+            assert placed.wraps == sheet.wraps(frame, limit), (frame.title, limit)
+            assert placed.wraps or placed == free, (frame.title, limit)
+            assert limit > geometry.FRAME_PAD + geometry.ARROW or placed == cramped, (frame.title, limit)
+            assert geometry._element(frame, sheet, limit) == placed, (frame.title, limit)  # as laid out before
+            wrapped.append(placed.wraps)
+        assert wrapped == sorted(wrapped, reverse=True)  # in less room, wrapped wherever wrapped in more
 
 
 def test_draw_of_a_graph_is_the_same_every_time(tmp_path: Path) -> None:

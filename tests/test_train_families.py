@@ -1,5 +1,6 @@
-"""`cnnforge train arch=NAME` for every shipped torchvision family: a few steps on small synthetic data at the
-spec's own input size (its classes bound to the data's 3), on the CPU; the checkpoint then predicts an image."""
+"""`cnnforge train arch=NAME` for every shipped torchvision family: a few steps on small synthetic data (its
+classes bound to the data's 3), on the CPU, at the smallest input of 64, 96 or 128 square that the spec takes with
+the same layers; the checkpoint then predicts an image."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_torchvision_specs import FAMILIES
+from test_torchvision_specs import ARCHITECTURES, FAMILIES, compiled, smaller
 from train_helpers import app_folder, train
 
+from benchmarks.loops import resized
 from cnnforge.cli import main
+from cnnforge.compiler import compile_file
 
 # A step of two training samples and one validation sample: enough to run every part of a run.
 SMALL = (
@@ -29,8 +32,15 @@ SMALL = (
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The app's folder: an image, and in architectures/ (which arch=NAME reads before the shipped specs) each
+    shipped spec with its input made smaller (a spec that extends another, as it is)."""
     folder = tmp_path_factory.mktemp("families")
     Image.new("RGB", (40, 30), (200, 40, 90)).save(folder / "image.png")
+    (folder / "architectures").mkdir()
+    for spec in ARCHITECTURES.glob("*.yaml"):
+        (folder / "architectures" / spec.name).write_text(spec.read_text())
+        if "\ninput:" in spec.read_text():  # not a spec that extends another, and so has its input
+            resized(spec, smaller(compile_file(spec)).spec.input, folder / "architectures")
     with app_folder(folder):
         yield folder
 
@@ -39,6 +49,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_every_family_trains_and_its_checkpoint_predicts(folder: Path, name: str, capsys) -> None:
     run = train(f"arch={name}", *SMALL)
     assert run.code == 0, run.output
+    assert f": input {list(smaller(compiled(name)).spec.input)} -> output [3]" in run.output  # the smaller input
     assert "parameter classes bound to 3" in run.output
     rows = run.rows()
     assert len(rows) == 1 and float(rows[0]["train_loss"]) > 0

@@ -123,10 +123,12 @@ HYDRA_LINES = {"1.3": ["hydra-core>=1.3,<1.4"], "1.4": ["--pre", "hydra-core>=1.
 
 
 @pytest.fixture(scope="module", params=sorted(HYDRA_LINES))
-def hydra_line(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """A folder holding Hydra of one line (and its OmegaConf), installed from the package index, to put first
-    on PYTHONPATH."""
+def hydra_line(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
+    """Hydra of one line (and its OmegaConf), and the folders to put first on PYTHONPATH for it: none where the
+    installed Hydra is of that line, else one it is installed into from the package index."""
     line = request.param
+    if settings.HYDRA_LINE == tuple(int(part) for part in line.split(".")):
+        return line, []
     target = tmp_path_factory.mktemp(f"hydra-{line}")
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-cache-dir", "--target", str(target), *HYDRA_LINES[line]],
@@ -137,14 +139,14 @@ def hydra_line(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     if install.returncode and not os.environ.get("CI"):
         pytest.skip(f"cannot install Hydra {line} here (no package index?): {install.stderr[-300:]}")
     assert install.returncode == 0, install.stderr
-    return line, target
+    return line, [str(target)]
 
 
 def test_train_sweep_resume_and_evaluate_run_cleanly_under_each_hydra_line(
-    hydra_line: tuple[str, Path], tmp_path: Path
+    hydra_line: tuple[str, list[str]], tmp_path: Path
 ) -> None:
-    line, target = hydra_line
-    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(target), str(Path(__file__).parent.parent)])}
+    line, folders = hydra_line
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([*folders, str(Path(__file__).parent.parent)])}
     write_spec(tmp_path)
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -155,15 +157,15 @@ def test_train_sweep_resume_and_evaluate_run_cleanly_under_each_hydra_line(
     )
     assert version.stdout.startswith(line), version.stdout
     common = ["arch=tiny.yaml", "trainer.device=cpu", "sched=cosine", "optim=adamw", "data=synthetic"]
-    first = run("train", *common, "trainer.epochs=1", "hydra.run.dir=first")
-    assert first.returncode == 0, first.stderr
-    resumed = run("train", *common, "trainer.epochs=2", "trainer.resume=first/last.pt", "hydra.run.dir=second")
-    assert resumed.returncode == 0, resumed.stderr
     swept = run("train", "-m", *common, "trainer.epochs=1", "optim.lr=0.1,0.05", "hydra.sweep.dir=sweep")
     assert swept.returncode == 0, swept.stderr
     assert [row["folder"] for row in read_metrics(tmp_path / "sweep" / "sweep.csv")] == ["0_lr=0.1", "1_lr=0.05"]
-    assert "Warning" not in first.stderr + resumed.stderr + swept.stderr
-    evaluated = run("evaluate", "ckpt=second/last.pt", "data.val_size=64")
+    first = "trainer.resume=sweep/0_lr=0.1/last.pt"  # a run of its own, resumed from a sweep's first job
+    resumed = run("train", *common, "trainer.epochs=2", first, "hydra.run.dir=resumed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epoch 2/2: train loss" in resumed.stdout + resumed.stderr
+    assert "Warning" not in swept.stderr + resumed.stderr
+    evaluated = run("evaluate", "ckpt=resumed/last.pt", "data.val_size=64")
     assert evaluated.returncode == 0, evaluated.stderr
     assert "(val, 64 samples)" in evaluated.stdout
     refused = run("train", *common, "optim._target_=os.system")

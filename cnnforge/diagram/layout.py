@@ -5,6 +5,7 @@ rows too when it is wider than the page. Pure Python: the caller supplies a func
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -296,11 +297,52 @@ class Placed(Drawing):
         for item in self.drawn():
             item.moved(dx, dy)
 
+    def copied(self) -> Placed:
+        """A copy to place apart from this one: what it draws copied too, each column's `before` the copy's."""
+        twin = copy.copy(self)
+        for name in CONTENTS:
+            setattr(twin, name, [copy.copy(item) for item in getattr(self, name)])
+        columns = {id(column): twin_column for column, twin_column in zip(self.columns, twin.columns, strict=True)}
+        for column in twin.columns:
+            if column.before is not None:
+                column.before = columns[id(column.before)]
+        return twin
+
 
 CONTENTS = ("columns", "lines", "skips", "joins", "texts", "boxes")  # what a Drawing draws
 
 
 Element = Column | Placed
+
+
+@dataclass
+class Sheet:
+    """What the parts of one drawing are laid out with: points per square root of a side, the text measure, and
+    each fork and frame laid out so far, by part and the room it had, to copy where it is drawn again. A frame
+    that does not wrap is drawn as with no limit, and one with no room at all an item a row however little it
+    has, so each is laid out once for all such rooms; whether a frame wraps is known without laying it out. The
+    room of nested frames narrows level by level: laying out a frame to see whether it wraps, and then again in
+    less room, would take time exponential in their depth."""
+
+    side: float
+    measure: Measure
+    laid: dict[tuple[int, float], Placed] = field(default_factory=dict)
+    lengths: dict[int, float] = field(default_factory=dict)  # a frame's lane in one row, with no limit: its length
+
+    def length(self, frame: Frame) -> float:
+        if id(frame) not in self.lengths:
+            items = _items(frame.parts, self, math.inf, True, FRAME_PAD)
+            self.lengths[id(frame)] = max(row[-1].right for row in _rows(items, math.inf, True, FRAME_PAD))
+        return self.lengths[id(frame)]
+
+    def wraps(self, frame: Frame, limit: float) -> bool:
+        """Whether the frame laid out at most `limit` wide wraps into rows (else it is drawn as with no limit): when
+        a frame in it wraps in the room it is left, or its parts, more than one, are longer in one row than its
+        room. A frame wraps in less room wherever it wraps in more."""
+        room = limit - FRAME_PAD - ARROW  # as _frame and _lane narrow it
+        inner = room - MIN_GAP - FRAME_PAD  # as _items narrows it for each part
+        frames = (part for part in frame.parts if isinstance(part, Frame))
+        return any(self.wraps(part, inner) for part in frames) or (len(frame.parts) > 1 and self.length(frame) > room)
 
 
 @dataclass
@@ -318,10 +360,10 @@ class Layout(Drawing):
 def layout(parts: list[Part], title: str, measure: Measure, max_width: float = MAX_WIDTH) -> Layout:
     """Place every stage (and a graph's forks and frames), left to right, wrapping into rows at `max_width`; a
     graph's rows (and frames wider than them) as wide as makes the drawing no taller than a portrait page."""
-    side = unit([part for part in flat(parts) if isinstance(part, Stage)])
+    sheet = Sheet(unit([part for part in flat(parts) if isinstance(part, Stage)]), measure)
 
     def rows(width: float) -> Placed:
-        return _stack(_wrap(_items(parts, side, measure, width), width))
+        return _stack(_wrap(_items(parts, sheet, width), width))
 
     placed = rows(max_width)
     if placed.boxes or placed.joins:
@@ -402,33 +444,41 @@ def _stack(rows: list[list[Element]]) -> Placed:
     return stack
 
 
-def _items(
-    parts: list[Part], side: float, measure: Measure, width: float, lead: bool = False, pad: float = 0.0
-) -> list[Element]:
+def _items(parts: list[Part], sheet: Sheet, width: float, lead: bool = False, pad: float = 0.0) -> list[Element]:
     """The parts laid out for rows `width` wide (from x=0, as `_rows` places them): a frame wider than a row wraps
     in a row of its own, or in what is left of the row before it when that is at least half a row (torchvision's
     `features` beside the input)."""
     items: list[Element] = []
     for part in parts:
-        item = _element(part, side, measure, width - MIN_GAP - pad)  # a row's first, after the arrow into it
-        if isinstance(item, Placed) and item.wraps and items:
+        limit = width - MIN_GAP - pad  # a row's first, after the arrow into it
+        if isinstance(part, Frame) and items and sheet.wraps(part, limit):
             last = _rows(items, width, lead, pad)[-1][-1]
             left = width - (last.right + MIN_GAP)
             if not (isinstance(last, Placed) and last.wraps) and left >= width / 2:
-                item = _element(part, side, measure, left)
-        items.append(item)
+                limit = left
+        items.append(_element(part, sheet, limit))
     return items
 
 
-def _element(part: Part, side: float, measure: Measure, limit: float = math.inf) -> Element:
+def _element(part: Part, sheet: Sheet, limit: float = math.inf) -> Element:
     """A stage's column, or a fork or frame laid out; a frame wraps its contents into rows to be at most `limit`
-    wide."""
+    wide. A fork or frame is laid out once for each room that draws it differently, and copied."""
     if isinstance(part, Stage):
-        return _column(part, side, measure)
-    return _fork(part, side, measure) if isinstance(part, Fork) else _frame(part, side, measure, limit)
+        return _column(part, sheet)
+    if isinstance(part, Fork) or not sheet.wraps(part, limit):
+        room = math.inf
+    elif limit - FRAME_PAD - ARROW <= 0.0:  # no room: an item a row, however little (_wrap)
+        room = -math.inf
+    else:
+        room = limit
+    key = (id(part), room)
+    if key not in sheet.laid:
+        sheet.laid[key] = _fork(part, sheet) if isinstance(part, Fork) else _frame(part, sheet, limit)
+    return sheet.laid[key].copied()
 
 
-def _column(stage: Stage, side: float, measure: Measure) -> Column:
+def _column(stage: Stage, sheet: Sheet) -> Column:
+    side, measure = sheet.side, sheet.measure
     lines = block(stage, measure)
     op_lines = stage.operation.split(" ", 1)  # "maxpool 3x3 /2" over two lines: "maxpool", "3x3 /2"
     return Column(
@@ -529,18 +579,18 @@ def _vertical(row: list[Element]) -> tuple[float, float]:
     return top, bottom
 
 
-def _lane(parts: list[Part], side: float, measure: Measure, pad: float, limit: float = math.inf) -> Placed:
+def _lane(parts: list[Part], sheet: Sheet, pad: float, limit: float = math.inf) -> Placed:
     """A branch or a frame's contents from x=0, a line leading into its first part, its first row around y=0: in
     one row, or in rows at most `limit` wide."""
     room = limit - ARROW  # a row that goes on below ends in an arrow
-    return _stack(_wrap(_items(parts, side, measure, room, True, pad), room, lead=True, pad=pad))
+    return _stack(_wrap(_items(parts, sheet, room, True, pad), room, lead=True, pad=pad))
 
 
-def _fork(fork: Fork, side: float, measure: Measure) -> Placed:
+def _fork(fork: Fork, sheet: Sheet) -> Placed:
     """Branches that are layers one under the other from x=SPLIT, their labels over them; an empty branch an
     arc over them all; and where they meet, a circle with the merge's label block under it."""
     placed = Placed(0.0, 0.0, 0.0, 0.0)
-    lanes = [(label, _lane(branch, side, measure, PAD)) for label, branch in fork.branches if branch]
+    lanes = [(label, _lane(branch, sheet, PAD)) for label, branch in fork.branches if branch]
     empty = [label for label, branch in fork.branches if not branch]
     tag = TAG_FONT * LINE
     below, ends = 0.0, []
@@ -555,7 +605,7 @@ def _fork(fork: Fork, side: float, measure: Measure) -> Placed:
         below = lane.bottom
         ends.append((lane.end, lane.end_y))
     lines = [(fork.merge.name, True), (show(fork.merge.output), False)] + ([(fork.after, False)] if fork.after else [])
-    label_width = max(measure(text, FONT, bold) for text, bold in lines)
+    label_width = max(sheet.measure(text, FONT, bold) for text, bold in lines)
     bus = max([lane.right for _, lane in lanes], default=SPLIT) + PAD
     x = max(bus + MIN_GAP / 2 + JOIN, bus + BLOCK_GAP + label_width / 2)
     for end, y in ends:
@@ -579,11 +629,11 @@ def _fork(fork: Fork, side: float, measure: Measure) -> Placed:
     return placed
 
 
-def _frame(frame: Frame, side: float, measure: Measure, limit: float = math.inf) -> Placed:
+def _frame(frame: Frame, sheet: Sheet, limit: float = math.inf) -> Placed:
     """A box around the frame's lane, its title over the lane at the top left; the lane in rows when it would
     make the frame wider than `limit`, the line out leaving from the last row."""
-    lane = _lane(frame.parts, side, measure, FRAME_PAD, limit - FRAME_PAD)
-    titles = [measure(text, FRAME_FONT, number == 0) for number, text in enumerate(frame.title)]
+    lane = _lane(frame.parts, sheet, FRAME_PAD, limit - FRAME_PAD)
+    titles = [sheet.measure(text, FRAME_FONT, number == 0) for number, text in enumerate(frame.title)]
     width = max(lane.width + FRAME_PAD, max(titles) + 2 * FRAME_PAD)
     top = lane.top + FRAME_PAD + len(frame.title) * FRAME_FONT * LINE
     placed = Placed(width, top, lane.bottom - FRAME_PAD, width, end_y=lane.end_y)
