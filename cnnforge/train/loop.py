@@ -240,7 +240,8 @@ class Trainer:
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, optimizer state, progress and random states. The optimizer's
         settings and the schedule are this run's config: the schedule is rebuilt and stepped through the
-        epochs done, which gives the checkpoint's learning rate when the config is the one it was saved with."""
+        steps done, which gives the checkpoint's learning rate when the config is the one it was saved with; the EMA
+        continues from the checkpoint's (or starts from its weights)."""
         self.model.load_state_dict(state.get("raw", state["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
         settings = schedule.settings(self.config)
