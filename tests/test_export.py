@@ -17,10 +17,11 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_torchvision_specs import smaller
 from train_helpers import ENV, Run, app_folder, train, write_spec
 
 from cnnforge.cli import main
-from cnnforge.compiler import check_file, compile_spec
+from cnnforge.compiler import check_file
 from cnnforge.train.data import Prepare
 from cnnforge.use import load
 from cnnforge.use.export import Source, export, from_spec
@@ -41,17 +42,12 @@ def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
 
 def small(source: Source) -> Source:
     """The source with the smallest input of 64, 96 or 128 square that its spec takes with the same layers, where
-    that is smaller than its own: the same graph to export, less arithmetic to compare."""
-    spec = source.compiled.spec
-    for size in (64, 96, 128):
-        if size * size >= spec.input[1] * spec.input[2]:
-            break
-        compiled = compile_spec(spec.model_copy(update={"input": (spec.input[0], size, size)}))
-        if compiled.ok and compiled.total_params == source.compiled.total_params and compiled.output == (1000,):
-            prepare = source.metadata.prepare.model_copy(update={"input": compiled.spec.input})
-            metadata = source.metadata.model_copy(update={"prepare": prepare})
-            return dataclasses.replace(source, compiled=compiled, metadata=metadata)
-    return source
+    that is smaller than its own (test_torchvision_specs.smaller): the same graph to export, less arithmetic to
+    compare."""
+    compiled = smaller(source.compiled)
+    prepare = source.metadata.prepare.model_copy(update={"input": compiled.spec.input})
+    metadata = source.metadata.model_copy(update={"prepare": prepare})
+    return dataclasses.replace(source, compiled=compiled, metadata=metadata)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -60,14 +56,15 @@ def test_every_shipped_spec_exports_to_onnx_and_runs_as_in_torch(name: str, one_
     # A fixed batch of 1, which torch's exporter traces faster than a dynamic one, and without onnxscript's optimizer
     # (a quarter of the time): the graph is the network's, as exported; the dynamic batch axis and the optimizer are
     # exercised for LeNet-5 and the checkpoints below, and `cnnforge export` verifies every file it writes itself.
-    done = export(small(source), "onnx", batch=1, optimize=False)  # raises when the check or comparison fails
+    exported = small(source)
+    done = export(exported, "onnx", batch=1, optimize=False)  # raises when the check or comparison fails
     verification = done.verification
     assert verification.inputs == ["random inputs in batches of 1"] and verification.runtime == "onnxruntime"
     assert 0 <= verification.difference <= 1e-4 * verification.scale and verification.scale > 0
     proto = onnx.load_model_from_string(done.data)
     assert [i.name for i in proto.graph.input] == ["input"] and [o.name for o in proto.graph.output] == ["logits"]
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
-    assert dims == [1, *small(source).compiled.spec.input]
+    assert dims == [1, *exported.compiled.spec.input]
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["cnnforge.verified"] == str(verification)
     # the metadata's spec text and parameters rebuild the same network

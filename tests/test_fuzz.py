@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
+from agreement import as_yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -227,5 +227,5 @@ def spec_data(draw: st.DrawFn) -> dict:
 @settings(FUZZ, max_examples=300)
 @given(spec_data())
 def test_registry_built_specs_give_diagnostics(data: dict) -> None:
-    text = yaml.safe_dump(data, sort_keys=False)
+    text = as_yaml(data)
     assert_within(check_text(text), text)

@@ -10,8 +10,7 @@ import re
 
 import pytest
 import torch
-import yaml
-from agreement import compile_dict
+from agreement import as_yaml, compile_dict
 from graph_oracle import GraphRun, interpret
 from graph_strategies import Case, graphs
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -254,7 +253,7 @@ def test_merge_refusals_name_both_shapes_and_a_fix(name: str) -> None:
 @pytest.mark.parametrize("op", ["add", "multiply"])
 def test_an_add_or_multiply_of_one_branch_is_taken_for_a_mistake(op: str) -> None:
     spec = {"name": "one", "input": [2, 3, 3], "layers": [merged(op, x=[conv(2, 2)])]}
-    loaded = read_text(yaml.safe_dump(spec, sort_keys=False), "spec.yaml")
+    loaded = read_text(as_yaml(spec), "spec.yaml")
     assert [d.message for d in loaded.diagnostics] == [
         f"'branches': {op} takes a mapping of two or more branches, each a list of layers ([] for the input "
         "itself), e.g. {body: [...], shortcut: []}"
@@ -326,7 +325,7 @@ BAD_NAMES = {
 def test_a_group_is_named_as_a_layer_is(group: str, name: object) -> None:
     """A group's name is a submodule's name: the names torch cannot add are refused at the name."""
     spec = {"name": "names", "input": [2, 3, 3], "blocks": BLOCKS, "layers": [{"name": name, **GROUPS[group]}]}
-    loaded = read_text(yaml.safe_dump(spec, sort_keys=False), "spec.yaml")
+    loaded = read_text(as_yaml(spec), "spec.yaml")
     assert loaded.spec is None
     assert [(d.line, d.column, d.message) for d in loaded.diagnostics] == [(11, 3, BAD_NAMES[name])]  # `- name:`
 
@@ -339,5 +338,5 @@ def test_a_layer_in_branches_may_be_named_program() -> None:
 
 def test_a_repeated_layers_problem_names_its_repetition_once() -> None:
     spec = {"name": "names", "input": [2, 3, 3], "layers": [{"type": "conv", "shape": [2, 2, 1], "repeat": 2}]}
-    loaded = read_text(yaml.safe_dump(spec, sort_keys=False), "spec.yaml")
+    loaded = read_text(as_yaml(spec), "spec.yaml")
     assert [d.layer_path for d in loaded.diagnostics] == ["conv0.0"]  # one line in the file: said once

@@ -3,15 +3,13 @@ batch; sharding serves every sample of every batch exactly once; launch problems
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from train_helpers import ENV, assert_same_run, cnnforge, run_dirs, torchrun
+from train_helpers import app_folder, assert_same_run, run_dirs, torchrun, train
 
 from cnnforge.train.data import TensorSplit, shards
 from cnnforge.train.distributed import LaunchError, processes
@@ -34,13 +32,13 @@ COMMON = ("arch=plain.yaml", "trainer.batch_size=45", "trainer.log_every=7", "tr
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two epochs in one process: the run the distributed ones must reproduce."""
+    """Two epochs in one process, this one: the run the distributed ones must reproduce."""
     folder = tmp_path_factory.mktemp("single")
     (folder / "plain.yaml").write_text(PLAIN)
-    done = cnnforge("train", *COMMON, "trainer.epochs=2", cwd=folder)
-    assert done.returncode == 0, done.stderr
-    (run,) = run_dirs(folder)
-    return run
+    with app_folder(folder):
+        done = train(*COMMON, "trainer.epochs=2")
+    assert done.code == 0, done.output
+    return done.folder
 
 
 def test_two_processes_train_as_one(tmp_path: Path, single: Path) -> None:
@@ -80,20 +78,15 @@ def test_global_batch_smaller_than_processes(tmp_path: Path) -> None:
     assert not any(p.suffix == ".pt" for p in (tmp_path / "outputs").rglob("*"))
 
 
-def test_bad_launcher_variables(tmp_path: Path) -> None:
+def test_bad_launcher_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "plain.yaml").write_text(PLAIN)
-    env = {**ENV, "RANK": "3", "WORLD_SIZE": "2", "LOCAL_RANK": "3"}
-    done = subprocess.run(
-        [sys.executable, "-m", "cnnforge", "train", "arch=plain.yaml", "trainer.epochs=1"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1
-    assert "RANK=3 is not a process of WORLD_SIZE=2" in done.stdout + done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
+    for name, value in {"RANK": "3", "WORLD_SIZE": "2", "LOCAL_RANK": "3"}.items():
+        monkeypatch.setenv(name, value)
+    with app_folder(tmp_path):
+        done = train("arch=plain.yaml", "trainer.epochs=1")
+    assert done.code == 1
+    assert "RANK=3 is not a process of WORLD_SIZE=2" in done.output
+    assert "Traceback" not in done.output
 
 
 def test_processes_from_environment() -> None:

@@ -1,5 +1,6 @@
 """The torchvision data sets on small files written in each real format: idx (MNIST, Fashion-MNIST), pickled
-batches (CIFAR-10) and image folders; what a missing file says; and `cnnforge train` on each, end to end."""
+batches (CIFAR-10) and image folders; what a missing file says; and `cnnforge train` on each, end to end (in this
+process, as the training app's tests run it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import gzip
 import hashlib
 import importlib.metadata
 import pickle
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import train_helpers
 from omegaconf import DictConfig, OmegaConf
 
 from cnnforge.train.data import DataError, TensorSplit, load
@@ -338,55 +339,40 @@ def test_image_folder_root_is_required() -> None:
 
 # -- cnnforge train, end to end -------------------------------------------------------------------------------------
 
-# CIFAR-10's checksums are those of the real files: a run on small files swaps in theirs, as the fixture does.
-CIFAR_RUN = """import sys
-from torchvision.datasets import CIFAR10
-CIFAR10.train_list, CIFAR10.test_list, CIFAR10.meta = {checksums!r}
-from cnnforge.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+
+def train(cwd: Path, *args: str) -> train_helpers.Run:
+    """`cnnforge train ARGS` for one epoch on the CPU, in this process working in `cwd`."""
+    with train_helpers.app_folder(cwd):
+        return train_helpers.train(*args, "trainer.epochs=1", "trainer.batch_size=16", "trainer.device=cpu")
 
 
-def train(cwd: Path, *args: str, code: str | None = None) -> subprocess.CompletedProcess:
-    """`cnnforge train ARGS` for one epoch on the CPU, in a fresh interpreter working in `cwd`."""
-    command = ["-m", "cnnforge"] if code is None else ["-c", code]
-    settings = ["trainer.epochs=1", "trainer.batch_size=16", "trainer.device=cpu"]
-    return subprocess.run(
-        [sys.executable, *command, "train", *args, *settings], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
-
-
-def assert_trained(result: subprocess.CompletedProcess, cwd: Path, *said: str) -> None:
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert len(list(cwd.glob("outputs/*/*/metrics.csv"))) == 1, output
+def assert_trained(run: train_helpers.Run, *said: str) -> None:
+    assert run.code == 0, run.output
+    assert (run.folder / "metrics.csv").is_file(), run.output
     for line in said:
-        assert line in output
+        assert line in run.output
 
 
 def test_train_on_mnist_files(tmp_path: Path) -> None:
     mnist_files(tmp_path / "digits")
-    result = train(tmp_path, "data=mnist", f"data.root={tmp_path / 'digits'}")
-    assert_trained(result, tmp_path, "resized 28x28 -> 32x32", "48 train / 16 validation samples")
+    run = train(tmp_path, "data=mnist", f"data.root={tmp_path / 'digits'}")
+    assert_trained(run, "resized 28x28 -> 32x32", "48 train / 16 validation samples")
 
 
 def test_train_on_an_image_folder(tmp_path: Path) -> None:
     image_folder(tmp_path / "images", {"circle": 5, "square": 6})
     (tmp_path / "tiny.yaml").write_text(TINY)
-    result = train(tmp_path, "arch=tiny.yaml", "data=imagefolder", f"data.root={tmp_path / 'images'}")
-    assert_trained(result, tmp_path, "parameter classes bound to 2", "9 train / 2 validation samples")
+    run = train(tmp_path, "arch=tiny.yaml", "data=imagefolder", f"data.root={tmp_path / 'images'}")
+    assert_trained(run, "parameter classes bound to 2", "9 train / 2 validation samples")
 
 
-def test_train_lenet_on_cifar10(tmp_path: Path) -> None:
-    cifar_files(tmp_path)
-    code = CIFAR_RUN.format(checksums=cifar_checksums(tmp_path))
-    result = train(tmp_path, "arch=lenet", "data=cifar10", f"data.root={tmp_path}", code=code)
-    assert_trained(result, tmp_path, "colour turned to grayscale", "20 train / 8 validation samples")
+def test_train_lenet_on_cifar10(tmp_path: Path, cifar: dict) -> None:
+    run = train(tmp_path, "arch=lenet", "data=cifar10", f"data.root={tmp_path}")
+    assert_trained(run, "colour turned to grayscale", "20 train / 8 validation samples")
 
 
 def test_train_without_mnist_files_says_where_to_put_them(tmp_path: Path) -> None:
-    result = train(tmp_path, "data=mnist")
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
-    assert "no MNIST files in data/MNIST/raw/: put train-images-idx3-ubyte.gz" in output
-    assert "Traceback" not in output
+    run = train(tmp_path, "data=mnist")
+    assert run.code == 1, run.output
+    assert "no MNIST files in data/MNIST/raw/: put train-images-idx3-ubyte.gz" in run.output
+    assert "Traceback" not in run.output
