@@ -83,7 +83,10 @@ def check_weights(state: dict[str, Any], meta: dict[str, Any], model: Any, confi
     changed: list[str] = []
     for group in ("optim", "sched", "augment", "logger", "trainer"):
         now = OmegaConf.to_container(config[group], resolve=True)
-        before = saved.get(group) or {}
+        if group not in saved:  # a checkpoint of a cnnforge without the group
+            changed.append(f"resuming with {group}={now.get('name')}: the checkpoint's run had no {group} settings")
+            continue
+        before = saved[group]
         for key in sorted(set(now) | set(before)):
             if key != "resume" and now.get(key) != before.get(key):
                 was = _show(before.get(key))
