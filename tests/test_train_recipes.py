@@ -475,3 +475,18 @@ def test_optuna_sweeper_maximises_the_best_accuracy(tmp_path: Path) -> None:
     assert len({job["overrides"] for job in jobs}) == 3  # three learning rates tried
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert best.best_value == pytest.approx(max(float(job["best_val_acc"]) for job in jobs), abs=1e-6)
+
+
+def test_a_checkpoint_from_before_the_new_groups_resumes_with_one_line_each() -> None:
+    from cnnforge.train import resume
+
+    config = config_of("augment=crop_flip")
+    model = torch.nn.Linear(2, 2)
+    saved = OmegaConf.to_container(config, resolve=True)
+    del saved["augment"], saved["logger"]  # as a checkpoint of a cnnforge without them holds its config
+    state = {"model": model.state_dict(), "spec": {"name": "t", "file": "t.yaml"}, "config": saved}
+    lines = resume.check_weights(state, {"spec": {"file": "t.yaml"}}, model, config)
+    assert lines == [
+        "resuming with augment=crop_flip: the checkpoint's run had no augment settings",
+        "resuming with logger=csv: the checkpoint's run had no logger settings",
+    ]
