@@ -114,7 +114,8 @@ def test_evaluate_reads_data_overrides_as_train_does(work: Path) -> None:
     assert "(val, 898 samples)" in half.stdout  # half of 1,797, stratified: 0.5 read as a number
     typo = cnnforge("evaluate", ckpt, "data.download=false", cwd=work)
     assert typo.returncode == 2
-    assert typo.stderr == "cnnforge evaluate: data.download: unknown key (known: name, root, val_fraction, normalize, train_fraction)\n"
+    known = "name, root, val_fraction, normalize, train_fraction"
+    assert typo.stderr == f"cnnforge evaluate: data.download: unknown key (known: {known})\n"
 
 
 # -- both Hydra lines, warnings as errors ------------------------------------------------------------------------
